@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: MIT */
+/* The expertcache CLI: one file per command, dispatched from main.c. */
+#ifndef EC_CLI_H
+#define EC_CLI_H
+
+/*
+ * Each command parses its own options (getopt_long), prints --help to stdout,
+ * errors to stderr, and returns the process exit code (0 ok, 1 runtime
+ * error, 2 usage error).
+ */
+int ec_cmd_inspect(int argc, char **argv);
+int ec_cmd_logits(int argc, char **argv);
+int ec_cmd_tokenize(int argc, char **argv);
+
+#include <stdint.h>
+
+/* "1,2,3" -> malloc'd ids.  -EINVAL on a malformed or empty list. */
+int ec_cli_parse_ids(const char *s, int32_t **out, uint32_t *n_out);
+int ec_cli_parse_uint(const char *s, uint32_t *out);
+
+/* Print "expertcache: <what>: <library message>" to stderr. */
+void ec_cli_error(const char *what, int err);
+
+#endif

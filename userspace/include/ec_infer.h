@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Inference context: KV cache, scratch activations and the forward pass of
+ * an MoE decoder over a backend.  One context = one sequence.
+ */
+#ifndef EC_INFER_H
+#define EC_INFER_H
+
+#include <stdint.h>
+
+#include "ec_backend.h"
+#include "ec_model.h"
+
+struct ec_ctx;
+
+/*
+ * Where expert weights come from.  The default returns the model's own views
+ * (file mapping); the storage engine installs its cache here.  `get` returns
+ * 0 and fills *out with views whose data pointers stay valid until `put`;
+ * a negative error aborts the forward pass.
+ */
+struct ec_expert_source {
+	int (*get)(void *priv, uint32_t layer, uint32_t expert,
+		   const struct ec_expert **out);
+	void (*put)(void *priv, uint32_t layer, uint32_t expert);
+	void *priv;
+};
+
+struct ec_ctx_params {
+	uint32_t n_ctx;		/* max positions (0 = min(model, 4096)) */
+	uint32_t n_batch;	/* max tokens per forward chunk (0 = 64) */
+};
+
+int ec_ctx_create(const struct ec_model *m, struct ec_backend *be,
+		  const struct ec_ctx_params *p, struct ec_ctx **out);
+void ec_ctx_free(struct ec_ctx *c);
+
+/* Install an expert source (NULL restores the default). */
+void ec_ctx_set_expert_source(struct ec_ctx *c,
+			      const struct ec_expert_source *src);
+
+/*
+ * Feed n tokens at the current position (prefill when n > 1, decode when
+ * n == 1), advancing it.  When `logits` is non-NULL it receives
+ * (n, n_vocab) float32 logits of every token when all_logits is set, else
+ * (1, n_vocab) for the last token.  Returns 0 or a negative error.
+ */
+int ec_ctx_eval(struct ec_ctx *c, const int32_t *tokens, uint32_t n,
+		float *logits, int all_logits);
+
+/* Forget the sequence (position 0). */
+void ec_ctx_reset(struct ec_ctx *c);
+uint32_t ec_ctx_pos(const struct ec_ctx *c);
+uint32_t ec_ctx_n_ctx(const struct ec_ctx *c);
+
+/*
+ * Routing counters since creation: routed[layer * n_expert + e] counts the
+ * (token, expert) selections.  Pointer valid for the context's lifetime.
+ */
+const uint64_t *ec_ctx_routed_counts(const struct ec_ctx *c);
+
+#endif
