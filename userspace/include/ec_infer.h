@@ -23,6 +23,15 @@ struct ec_expert_source {
 	int (*get)(void *priv, uint32_t layer, uint32_t expert,
 		   const struct ec_expert **out);
 	void (*put)(void *priv, uint32_t layer, uint32_t expert);
+	/*
+	 * Optional.  resident: non-zero when get() would not wait for I/O
+	 * (used by the `substitute` miss policy).  prefetch: a hint that the
+	 * experts ids[0..n) of `layer` will probably be needed soon, best
+	 * first; must not block.  Either may be NULL.
+	 */
+	int (*resident)(void *priv, uint32_t layer, uint32_t expert);
+	void (*prefetch)(void *priv, uint32_t layer, const int32_t *ids,
+			 uint32_t n);
 	void *priv;
 };
 

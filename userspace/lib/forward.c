@@ -65,6 +65,8 @@ void ec_ctx_set_expert_source(struct ec_ctx *c,
 	} else {
 		c->src.get = default_get;
 		c->src.put = default_put;
+		c->src.resident = NULL;
+		c->src.prefetch = NULL;
 		c->src.priv = (void *)c->m;
 	}
 }
