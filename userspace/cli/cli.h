@@ -11,12 +11,20 @@
 int ec_cmd_inspect(int argc, char **argv);
 int ec_cmd_logits(int argc, char **argv);
 int ec_cmd_tokenize(int argc, char **argv);
+int ec_cmd_run(int argc, char **argv);
 
 #include <stdint.h>
 
 /* "1,2,3" -> malloc'd ids.  -EINVAL on a malformed or empty list. */
 int ec_cli_parse_ids(const char *s, int32_t **out, uint32_t *n_out);
 int ec_cli_parse_uint(const char *s, uint32_t *out);
+
+/*
+ * The bundled model: $EXPERTCACHE_MODEL, else the first *.gguf in the
+ * models/ folder next to the executable's build folder.  -1 if none.
+ */
+#include <stddef.h>
+int ec_cli_default_model(char *out, size_t n);
 
 /* Print "expertcache: <what>: <library message>" to stderr. */
 void ec_cli_error(const char *what, int err);

@@ -12,6 +12,8 @@ struct ec_command {
 };
 
 static const struct ec_command commands[] = {
+	{ "run", ec_cmd_run,
+	  "generate text from a prompt (default: the bundled model)" },
 	{ "inspect", ec_cmd_inspect,
 	  "describe a model: architecture, experts, sizes, tensor types" },
 	{ "logits", ec_cmd_logits,

@@ -61,6 +61,7 @@ int ec_ctx_eval(struct ec_ctx *c, const int32_t *tokens, uint32_t n,
 void ec_ctx_reset(struct ec_ctx *c);
 uint32_t ec_ctx_pos(const struct ec_ctx *c);
 uint32_t ec_ctx_n_ctx(const struct ec_ctx *c);
+uint32_t ec_ctx_n_vocab(const struct ec_ctx *c);
 
 /*
  * Routing counters since creation: routed[layer * n_expert + e] counts the

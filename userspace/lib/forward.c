@@ -201,6 +201,11 @@ uint32_t ec_ctx_n_ctx(const struct ec_ctx *c)
 	return c->n_ctx;
 }
 
+uint32_t ec_ctx_n_vocab(const struct ec_ctx *c)
+{
+	return c->m->hp.n_vocab;
+}
+
 const uint64_t *ec_ctx_routed_counts(const struct ec_ctx *c)
 {
 	return c->routed;
