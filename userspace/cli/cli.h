@@ -12,6 +12,7 @@ int ec_cmd_inspect(int argc, char **argv);
 int ec_cmd_logits(int argc, char **argv);
 int ec_cmd_tokenize(int argc, char **argv);
 int ec_cmd_run(int argc, char **argv);
+int ec_cmd_bench(int argc, char **argv);
 
 #include <stdint.h>
 

@@ -18,6 +18,8 @@ static const struct ec_command commands[] = {
 	  "describe a model: architecture, experts, sizes, tensor types" },
 	{ "logits", ec_cmd_logits,
 	  "run tokens through a model and save the logits as .npy" },
+	{ "bench", ec_cmd_bench,
+	  "prefill and decode speed on token ids (like llama-bench)" },
 	{ "tokenize", ec_cmd_tokenize,
 	  "text to token ids and back" },
 };

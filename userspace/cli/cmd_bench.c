@@ -1,0 +1,168 @@
+// SPDX-License-Identifier: MIT
+/* `expertcache bench`: prefill and decode speed on token ids (llama-bench). */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli.h"
+#include "ec_backend.h"
+#include "ec_error.h"
+#include "ec_generate.h"
+#include "ec_infer.h"
+#include "ec_model.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: expertcache bench -m MODEL [-p N] [-n N] [-t N] "
+		"[--reps R] [--json]\n\n"
+		"Times a prefill of N prompt tokens and N single-token decode "
+		"steps on\npseudo-random token ids (no tokenizer needed), like "
+		"llama-bench.\n\n"
+		"  -m, --model PATH   .gguf file or Hugging Face model "
+		"directory\n"
+		"  -p, --prompt N     prompt tokens (default 64)\n"
+		"  -n, --decode N     decode steps (default 32)\n"
+		"  -t, --threads N    CPU threads (default: all online)\n"
+		"  --reps R           repetitions; the best is reported "
+		"(default 1)\n"
+		"  --seed S           token id seed (default 1)\n"
+		"  --json             one JSON object\n"
+		"  -h, --help         this help\n");
+}
+
+int ec_cmd_bench(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "model", required_argument, NULL, 'm' },
+		{ "prompt", required_argument, NULL, 'p' },
+		{ "decode", required_argument, NULL, 'n' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "reps", required_argument, NULL, 'r' },
+		{ "seed", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	uint32_t n_p = 64, n_d = 32, threads = 0, reps = 1, seed = 1, i, r;
+	const char *model = NULL;
+	struct ec_ctx_params cp = { 0 };
+	struct ec_backend *be = NULL;
+	struct ec_model *m = NULL;
+	struct ec_ctx *ctx = NULL;
+	int32_t *ids = NULL;
+	float *logits = NULL;
+	double best_p = 0, best_d = 0, t0, dt;
+	int json = 0, c, ret, rc = 1;
+	uint64_t x;
+
+	while ((c = getopt_long(argc, argv, "m:p:n:t:h", opts, NULL)) != -1) {
+		uint32_t *dst = NULL;
+
+		switch (c) {
+		case 'm':
+			model = optarg;
+			continue;
+		case 'p':
+			dst = &n_p;
+			break;
+		case 'n':
+			dst = &n_d;
+			break;
+		case 't':
+			dst = &threads;
+			break;
+		case 'r':
+			dst = &reps;
+			break;
+		case 's':
+			dst = &seed;
+			break;
+		case 'j':
+			json = 1;
+			continue;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+		if (ec_cli_parse_uint(optarg, dst) < 0) {
+			fprintf(stderr, "expertcache bench: '%s' is not a "
+					"non-negative integer\n", optarg);
+			return 2;
+		}
+	}
+	if (!model || optind != argc || !n_p || !reps) {
+		usage(stderr);
+		return 2;
+	}
+	ret = ec_model_open(model, &m);
+	if (ret < 0) {
+		ec_cli_error(model, ret);
+		return 1;
+	}
+	ret = ec_backend_cpu_create(threads, &be);
+	if (ret < 0) {
+		ec_cli_error("cpu backend", ret);
+		goto out;
+	}
+	cp.n_ctx = n_p + n_d + 1;
+	ret = ec_ctx_create(m, be, &cp, &ctx);
+	if (ret < 0) {
+		ec_cli_error("context", ret);
+		goto out;
+	}
+	ids = malloc(sizeof(*ids) * (n_p + n_d));
+	logits = malloc(sizeof(float) * m->hp.n_vocab);
+	if (!ids || !logits)
+		goto out;
+	x = seed * 0x9e3779b97f4a7c15ull + 1;
+	for (i = 0; i < n_p + n_d; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		ids[i] = (int32_t)(x % m->hp.n_vocab);
+	}
+	for (r = 0; r < reps; r++) {
+		ec_ctx_reset(ctx);
+		t0 = ec_now();
+		ret = ec_ctx_eval(ctx, ids, n_p, logits, 0);
+		dt = ec_now() - t0;
+		if (ret < 0)
+			break;
+		if (n_p / dt > best_p)
+			best_p = n_p / dt;
+		t0 = ec_now();
+		for (i = 0; i < n_d && ret >= 0; i++)
+			ret = ec_ctx_eval(ctx, ids + n_p + i, 1, logits, 0);
+		dt = ec_now() - t0;
+		if (n_d && n_d / dt > best_d)
+			best_d = n_d / dt;
+	}
+	if (ret < 0) {
+		ec_cli_error("forward pass", ret);
+		goto out;
+	}
+	if (json)
+		printf("{\"model\": \"%s\", \"threads\": %u, \"isa\": \"%s\", "
+		       "\"prompt_tokens\": %u, \"decode_tokens\": %u, "
+		       "\"prompt_tok_per_s\": %.3f, \"decode_tok_per_s\": %.3f}\n",
+		       model, threads, ec_backend_cpu_isa(be), n_p, n_d, best_p,
+		       best_d);
+	else
+		printf("%s: prefill %u tokens %.2f tok/s, decode %u tokens "
+		       "%.2f tok/s (%s, best of %u)\n",
+		       model, n_p, best_p, n_d, best_d, ec_backend_cpu_isa(be),
+		       reps);
+	rc = 0;
+out:
+	free(ids);
+	free(logits);
+	ec_ctx_free(ctx);
+	if (be)
+		be->ops->destroy(be);
+	ec_model_close(m);
+	return rc;
+}
