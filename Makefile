@@ -26,7 +26,7 @@ CFLAGS_COMMON := $(OPT) -g -std=gnu11 -Wall -Wextra -Wno-unused-parameter \
 	-Wshadow -Wstrict-prototypes -fPIC -pthread \
 	-Iuserspace/include -Iuserspace/lib $(SANFLAGS)
 CFLAGS += $(CFLAGS_COMMON)
-LDLIBS := -ljansson -lpcre2-8 -luring -lnuma -lm -lpthread
+LDLIBS := -ljansson -lpcre2-8 -licuuc -luring -lnuma -lm -lpthread
 LDFLAGS += $(SANFLAGS) -pthread
 
 ISA_AVX2 := -mavx2 -mfma -mf16c
@@ -99,7 +99,7 @@ $(BUILD)/tests/tools/%: tests/tools/%.c $(LIB)
 # libFuzzer targets: clang only, always with ASan/UBSan, into build/fuzz.
 FUZZ_CFLAGS := -O1 -g -std=gnu11 -fsanitize=fuzzer,address,undefined \
 	-Iuserspace/include -Iuserspace/lib -pthread
-FUZZ_LIB_SRCS := $(filter-out userspace/lib/cpu/%,$(LIB_SRCS))
+FUZZ_LIB_SRCS := $(filter-out userspace/lib/cpu/% userspace/lib/cuda/%,$(LIB_SRCS))
 fuzz: $(FUZZ_BINS)
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
 	@mkdir -p $(dir $@)
@@ -119,6 +119,13 @@ test: deps venv
 	$(Q)$(MAKE) --no-print-directory fuzz
 	$(Q)bash tests/run-tests.sh
 
+# The README's first command: install, build, generate with the bundled model.
+RUN_PROMPT ?= def fibonacci(n):
+run: deps
+	$(Q)$(MAKE) --no-print-directory $(CLI)
+	$(Q)$(CLI) run -p '$(RUN_PROMPT)' -n 96 --temp 0 --stats-json build/run-stats.json
+	$(Q)echo "stats: $$(cat build/run-stats.json)"
+
 format:
 	clang-format -i $(LIB_SRCS) $(CLI_SRCS) $(TEST_SRCS) userspace/include/*.h
 
@@ -129,3 +136,52 @@ help:
 	@sed -n '1,8p' Makefile
 
 -include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d)
+
+# ---- kernel module expertcache.ko (docs/MODULE.md) --------------------------
+# make module | install-module | test-module (boots the module under QEMU)
+include tests/module/module.mk
+
+# ---- CUDA backend libexpertcache_cuda.so (docs/CUDA.md) ---------------------
+# make cuda | test-gpu (on an NVIDIA GPU); `all` builds it when nvcc exists
+include kernels/cuda.mk
+
+# ---- BPF: USDT probe consumers and block/io_uring latency (docs/BPF.md) ----
+# bpf/*.bpf.c -> build/bpf/*.skel.h (clang -target bpf, bpftool gen skeleton)
+# and the loaders in bpf/*.c, linked into the CLI with libbpf.  Optional:
+# without clang, bpftool or libbpf-dev the loaders build as stubs and
+# `expertcache trace` says what to install.  vmlinux.h comes from the
+# running kernel's BTF, else bpf/vmlinux_min.h (the few types we use).
+EC_BPF_OUT := build/bpf
+EC_BPFTOOL := $(shell command -v bpftool 2>/dev/null || ls /usr/sbin/bpftool 2>/dev/null)
+EC_BPF_LOADERS := bpf/bpf_env.c bpf/expert_traffic.c bpf/tier_latency.c
+EC_BPF_LOADER_OBJS := $(EC_BPF_LOADERS:%.c=$(BUILD)/obj/%.o)
+EC_BPF_ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+EC_BPF_CFLAGS := -target bpf -g -O2 -mcpu=v3 -Wall -D__TARGET_ARCH_$(EC_BPF_ARCH) \
+	-I$(EC_BPF_OUT) -Ibpf -I/usr/include/$(shell $(CC) -dumpmachine)
+ifneq ($(and $(CLANG),$(EC_BPFTOOL),$(wildcard /usr/include/bpf/libbpf.h)),)
+$(EC_BPF_OUT)/vmlinux.h:
+	@mkdir -p $(dir $@)
+	@echo "  GEN     $@"
+	$(Q)if [ -r /sys/kernel/btf/vmlinux ]; then \
+		$(EC_BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c >$@.tmp; \
+	else cp bpf/vmlinux_min.h $@.tmp; fi && mv $@.tmp $@
+
+$(EC_BPF_OUT)/%.bpf.o: bpf/%.bpf.c bpf/%.h $(EC_BPF_OUT)/vmlinux.h
+	@echo "  BPF     $<"
+	$(Q)$(CLANG) $(EC_BPF_CFLAGS) -c $< -o $@
+
+$(EC_BPF_OUT)/%.skel.h: $(EC_BPF_OUT)/%.bpf.o
+	@echo "  SKEL    $@"
+	$(Q)$(EC_BPFTOOL) gen skeleton $< >$@.tmp && mv $@.tmp $@
+
+$(EC_BPF_LOADER_OBJS): CFLAGS += -DEC_HAVE_BPF -I$(EC_BPF_OUT)
+$(BUILD)/obj/bpf/expert_traffic.o: $(EC_BPF_OUT)/expert_traffic.skel.h
+$(BUILD)/obj/bpf/tier_latency.o: $(EC_BPF_OUT)/tier_latency.skel.h
+LDLIBS += -lbpf -lelf
+endif
+$(EC_BPF_LOADER_OBJS): CFLAGS += -Ibpf
+$(CLI_OBJS): CFLAGS += -Ibpf
+$(CLI): $(EC_BPF_LOADER_OBJS)
+CLI_OBJS += $(EC_BPF_LOADER_OBJS)
+LDLIBS += -lz
+-include $(EC_BPF_LOADER_OBJS:.o=.d)
