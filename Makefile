@@ -139,11 +139,11 @@ help:
 
 # ---- kernel module expertcache.ko (docs/MODULE.md) --------------------------
 # make module | install-module | test-module (boots the module under QEMU)
-include tests/module/module.mk
+-include tests/module/module.mk
 
 # ---- CUDA backend libexpertcache_cuda.so (docs/CUDA.md) ---------------------
 # make cuda | test-gpu (on an NVIDIA GPU); `all` builds it when nvcc exists
-include kernels/cuda.mk
+-include kernels/cuda.mk
 
 # ---- BPF: USDT probe consumers and block/io_uring latency (docs/BPF.md) ----
 # bpf/*.bpf.c -> build/bpf/*.skel.h (clang -target bpf, bpftool gen skeleton)
