@@ -5,8 +5,10 @@
 set -eu
 pkgs=(build-essential pkg-config clang llvm libclang-rt-14-dev
       liburing-dev libnuma-dev libbpf-dev bpftool libpcre2-dev libjansson-dev
+      libicu-dev
       systemtap-sdt-dev python3-venv fio
-      linux-headers-amd64 linux-image-amd64 qemu-system-x86 busybox-static)
+      linux-headers-amd64 linux-image-amd64 qemu-system-x86 busybox-static
+      cpio)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

@@ -27,8 +27,9 @@ static void usage(FILE *f)
 		"newline added).\n\n"
 		"  -m, --model MODEL     a .gguf file (tokenizer.ggml.* "
 		"metadata) or a model\n"
-		"                        directory with tokenizer.json; default:"
-		" the bundled model\n"
+		"                        directory with tokenizer.json "
+		"(default: the bundled\n"
+		"                        model)\n"
 		"  -t, --tokenizer FILE  a Hugging Face tokenizer.json\n"
 		"  --text T              encode T\n"
 		"  -f, --file FILE       encode the contents of FILE (- = "
@@ -230,8 +231,8 @@ static int encode_line(const struct ec_tokenizer *tok, const char *line,
 		len = json_string_length(t);
 	}
 	if (!text) {
-		fprintf(stderr, "expertcache: jsonl line %zu: not a JSON string "
-			"or an object with \"text\"\n", lineno);
+		fprintf(stderr, "expertcache: jsonl line %zu: not a JSON "
+			"string or an object with \"text\"\n", lineno);
 		goto out;
 	}
 	e = ec_tok_encode(tok, text, len, &ids, &n);
@@ -353,14 +354,30 @@ int ec_cmd_tokenize(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "m:t:f:vh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'm': model = optarg; break;
-		case 't': json = optarg; break;
-		case 'f': file = optarg; break;
-		case 'v': verbose = true; break;
-		case OPT_TEXT: text = optarg; break;
-		case OPT_JSONL: jsonl = optarg; break;
-		case OPT_DECODE: decode = optarg; break;
-		case OPT_SKIP: flags |= EC_TOK_SKIP_SPECIAL; break;
+		case 'm':
+			model = optarg;
+			break;
+		case 't':
+			json = optarg;
+			break;
+		case 'f':
+			file = optarg;
+			break;
+		case 'v':
+			verbose = true;
+			break;
+		case OPT_TEXT:
+			text = optarg;
+			break;
+		case OPT_JSONL:
+			jsonl = optarg;
+			break;
+		case OPT_DECODE:
+			decode = optarg;
+			break;
+		case OPT_SKIP:
+			flags |= EC_TOK_SKIP_SPECIAL;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -388,7 +405,7 @@ int ec_cmd_tokenize(int argc, char **argv)
 	t0 = now_ms();
 	err = load(model, json, &tok);
 	if (err) {
-		ec_cli_error(json ? json : model, err);
+		ec_cli_error("tokenizer", err);
 		return 1;
 	}
 	if (verbose)
