@@ -13,6 +13,13 @@ int ec_cmd_logits(int argc, char **argv);
 int ec_cmd_tokenize(int argc, char **argv);
 int ec_cmd_run(int argc, char **argv);
 int ec_cmd_bench(int argc, char **argv);
+int ec_cmd_replay(int argc, char **argv);
+int ec_cmd_profile(int argc, char **argv);
+int ec_cmd_plan(int argc, char **argv);
+int ec_cmd_bench_io(int argc, char **argv);
+int ec_cmd_trace(int argc, char **argv);	/* cmd_trace.c: BPF */
+int ec_cmd_top(int argc, char **argv);
+int ec_cmd_heatmap(int argc, char **argv);
 
 #include <stdint.h>
 
@@ -29,5 +36,16 @@ int ec_cli_default_model(char *out, size_t n);
 
 /* Print "expertcache: <what>: <library message>" to stderr. */
 void ec_cli_error(const char *what, int err);
+
+/*
+ * cli_backend.c: open the backend named by --backend (NULL = auto) with
+ * --vram-budget (NULL = automatic; SIZE or PCT of the expert bytes),
+ * printing the CPU-fallback note or the error to stderr.
+ */
+struct ec_backend;
+struct ec_model;
+int ec_cli_backend_open(const char *cmd, const char *kind,
+			const char *vram_budget, uint32_t threads,
+			const struct ec_model *m, struct ec_backend **out);
 
 #endif

@@ -22,6 +22,20 @@ static const struct ec_command commands[] = {
 	  "prefill and decode speed on token ids (like llama-bench)" },
 	{ "tokenize", ec_cmd_tokenize,
 	  "text to token ids and back" },
+	{ "replay", ec_cmd_replay,
+	  "hit rates of cache policies on a routing trace (no model)" },
+	{ "profile", ec_cmd_profile,
+	  "per-expert access counts from a routing trace" },
+	{ "plan", ec_cmd_plan,
+	  "which experts to pin in VRAM and RAM, from a profile" },
+	{ "bench-io", ec_cmd_bench_io,
+	  "random O_DIRECT read speed of our io_uring reader (cf. fio)" },
+	{ "trace", ec_cmd_trace,
+	  "expert traffic and storage latency of a running model (eBPF)" },
+	{ "top", ec_cmd_top,
+	  "live view: hottest experts, hit rates, read bandwidth (eBPF)" },
+	{ "heatmap", ec_cmd_heatmap,
+	  "layer x expert PNG heat map of a profile or a routing trace" },
 };
 
 static void usage(FILE *f)
