@@ -20,6 +20,7 @@ int ec_cmd_bench_io(int argc, char **argv);
 int ec_cmd_trace(int argc, char **argv);	/* cmd_trace.c: BPF */
 int ec_cmd_top(int argc, char **argv);
 int ec_cmd_heatmap(int argc, char **argv);
+int ec_cmd_profile_bpf(int argc, char **argv);	/* profile --from-bpf */
 
 #include <stdint.h>
 
@@ -33,6 +34,16 @@ int ec_cli_parse_uint(const char *s, uint32_t *out);
  */
 #include <stddef.h>
 int ec_cli_default_model(char *out, size_t n);
+
+/* Progress bar on stderr, shown only once the work has taken over 1 s. */
+struct ec_progress {
+	const char *what;
+	double t0;
+	int shown, tty;
+};
+void ec_progress_start(struct ec_progress *p, const char *what);
+void ec_progress_update(struct ec_progress *p, uint64_t done, uint64_t total);
+void ec_progress_done(struct ec_progress *p);
 
 /* Print "expertcache: <what>: <library message>" to stderr. */
 void ec_cli_error(const char *what, int err);

@@ -14,17 +14,20 @@
 #include "ec_gguf.h"
 #include "ec_model.h"
 #include "ec_tokenizer.h"
+#include "run_storage.h"
 
 struct run_opts {
 	const char *model;
 	const char *prompt;
 	const char *prompt_file;
 	const char *stats_json;
+	const char *backend, *vram_budget;
 	uint32_t n_predict;
 	uint32_t threads;
 	uint32_t n_ctx;
 	int chat;
 	struct ec_sampler_params sp;
+	struct run_storage_opts st;
 };
 
 static void usage(FILE *f)
@@ -49,9 +52,13 @@ static void usage(FILE *f)
 		"template\n"
 		"  -c, --ctx N           context length (default: prompt + N)\n"
 		"  -t, --threads N       CPU threads (default: all online)\n"
+		"  --backend B           cpu, cuda or auto (default auto)\n"
+		"  --vram-budget S       VRAM for expert slots: size or %% "
+		"of expert bytes\n"
 		"  --stats-json FILE     write run statistics as one JSON "
 		"object\n"
-		"  -h, --help            this help\n");
+		"  -h, --help            this help\n\n%s",
+		ec_run_storage_help);
 }
 
 static int parse_float(const char *s, float *out)
@@ -64,7 +71,7 @@ static int parse_float(const char *s, float *out)
 
 static int parse_args(int argc, char **argv, struct run_opts *o)
 {
-	static const struct option opts[] = {
+	static const struct option base[] = {
 		{ "model", required_argument, NULL, 'm' },
 		{ "prompt", required_argument, NULL, 'p' },
 		{ "file", required_argument, NULL, 'f' },
@@ -77,15 +84,27 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{ "ctx", required_argument, NULL, 'c' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "stats-json", required_argument, NULL, 'J' },
+		{ "backend", required_argument, NULL, 'B' },
+		{ "vram-budget", required_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
 	};
+	struct option opts[sizeof(base) / sizeof(base[0]) + 16];
 	unsigned long long seed;
+	size_t nb = sizeof(base) / sizeof(base[0]), i;
 	char *end;
-	int c;
+	int c, r;
 
+	memcpy(opts, base, sizeof(base));
+	for (i = 0; ec_run_storage_options[i].name; i++)
+		opts[nb + i] = ec_run_storage_options[i];
+	memset(&opts[nb + i], 0, sizeof(opts[0]));
 	while ((c = getopt_long(argc, argv, "m:p:f:n:c:t:h", opts, NULL)) !=
 	       -1) {
+		r = ec_run_storage_parse(c, optarg, &o->st);
+		if (r > 0)
+			continue;
+		if (r < 0)
+			goto bad;
 		switch (c) {
 		case 'm':
 			o->model = optarg;
@@ -133,6 +152,12 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 			break;
 		case 'J':
 			o->stats_json = optarg;
+			break;
+		case 'B':
+			o->backend = optarg;
+			break;
+		case 'V':
+			o->vram_budget = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -237,31 +262,45 @@ static int load_tokenizer(const struct ec_model *m, const char *model_path,
 }
 
 static void write_stats(const char *path, const struct ec_gen_stats *st,
-			const char *isa, uint32_t threads)
+			const char *isa, uint32_t threads,
+			struct run_storage *rs, struct ec_ctx *ctx)
 {
 	struct rusage ru;
-	FILE *f = fopen(path, "w");
+	json_t *o = json_object();
 
-	if (!f) {
-		fprintf(stderr, "expertcache run: cannot write %s\n", path);
+	if (!o)
 		return;
-	}
 	getrusage(RUSAGE_SELF, &ru);
-	fprintf(f,
-		"{\"prompt_tokens\": %u, \"generated_tokens\": %u, "
-		"\"prompt_tok_per_s\": %.3f, \"decode_tok_per_s\": %.3f, "
-		"\"prompt_seconds\": %.6f, \"decode_seconds\": %.6f, "
-		"\"stopped_at_eos\": %s, \"peak_rss_bytes\": %lld, "
-		"\"backend\": \"cpu\", \"cpu_isa\": \"%s\", \"threads\": %u}\n",
-		st->prompt_tokens, st->generated_tokens,
-		st->prompt_seconds > 0 ? st->prompt_tokens / st->prompt_seconds
-				       : 0.0,
-		st->decode_seconds > 0 ? st->decode_steps / st->decode_seconds
-				       : 0.0,
-		st->prompt_seconds, st->decode_seconds,
-		st->stopped_at_eos ? "true" : "false",
-		(long long)ru.ru_maxrss * 1024, isa, threads);
-	fclose(f);
+	json_object_set_new(o, "prompt_tokens",
+			    json_integer(st->prompt_tokens));
+	json_object_set_new(o, "generated_tokens",
+			    json_integer(st->generated_tokens));
+	json_object_set_new(o, "prompt_tok_per_s",
+			    json_real(st->prompt_seconds > 0 ?
+					      st->prompt_tokens /
+						      st->prompt_seconds :
+					      0.0));
+	json_object_set_new(o, "decode_tok_per_s",
+			    json_real(st->decode_seconds > 0 ?
+					      st->decode_steps /
+						      st->decode_seconds :
+					      0.0));
+	json_object_set_new(o, "prompt_seconds",
+			    json_real(st->prompt_seconds));
+	json_object_set_new(o, "decode_seconds",
+			    json_real(st->decode_seconds));
+	json_object_set_new(o, "stopped_at_eos",
+			    json_boolean(st->stopped_at_eos));
+	json_object_set_new(o, "peak_rss_bytes",
+			    json_integer((json_int_t)ru.ru_maxrss * 1024));
+	json_object_set_new(o, "backend", json_string("cpu"));
+	json_object_set_new(o, "cpu_isa", json_string(isa));
+	json_object_set_new(o, "threads", json_integer(threads));
+	ec_run_storage_stats(rs, ctx, o,
+			     st->prompt_seconds + st->decode_seconds);
+	if (json_dump_file(o, path, JSON_COMPACT) < 0)
+		fprintf(stderr, "expertcache run: cannot write %s\n", path);
+	json_decref(o);
 }
 
 int ec_cmd_run(int argc, char **argv)
@@ -280,6 +319,7 @@ int ec_cmd_run(int argc, char **argv)
 	struct stream_out so = { 0 };
 	struct ec_ctx_params cp = { 0 };
 	struct ec_gen_stats st;
+	struct run_storage *rs = NULL;
 	char *text = NULL, *wrapped = NULL;
 	int32_t *ids = NULL;
 	uint8_t *is_stop = NULL;
@@ -343,16 +383,19 @@ int ec_cmd_run(int argc, char **argv)
 			n_ids, cp.n_ctx, m->hp.n_ctx);
 		goto out;
 	}
-	ret = ec_backend_cpu_create(o.threads, &be);
-	if (ret < 0) {
-		ec_cli_error("cpu backend", ret);
+	ret = ec_cli_backend_open("run", o.backend, o.vram_budget, o.threads,
+				  m, &be);
+	if (ret < 0)
 		goto out;
-	}
+	if (ec_run_storage_ctx_params(&o.st, &cp) < 0)
+		goto out;
 	ret = ec_ctx_create(m, be, &cp, &ctx);
 	if (ret < 0) {
 		ec_cli_error("context", ret);
 		goto out;
 	}
+	if (ec_run_storage_attach(&o.st, m, ctx, &rs) < 0)
+		goto out;
 	ret = ec_sampler_create(&o.sp, m->hp.n_vocab, &smp);
 	if (ret < 0) {
 		ec_cli_error("sampler", ret);
@@ -403,12 +446,13 @@ int ec_cmd_run(int argc, char **argv)
 		st.stopped_at_eos ? ", stopped at end of text" : "");
 	if (o.stats_json)
 		write_stats(o.stats_json, &st, ec_backend_cpu_isa(be),
-			    o.threads);
+			    o.threads, rs, ctx);
 	rc = 0;
 out:
 	ec_tok_stream_free(so.st);
 	free(is_stop);
 	ec_sampler_free(smp);
+	ec_run_storage_detach(rs, ctx);
 	ec_ctx_free(ctx);
 	if (be)
 		be->ops->destroy(be);

@@ -35,10 +35,44 @@ struct ec_expert_source {
 	void *priv;
 };
 
+/* What a token does when one of its experts is not resident. */
+enum ec_miss_policy {
+	EC_MISS_WAIT,		/* load it and wait: exact (default) */
+	EC_MISS_SUBSTITUTE,	/* use the best-scoring resident expert */
+};
+
 struct ec_ctx_params {
 	uint32_t n_ctx;		/* max positions (0 = min(model, 4096)) */
 	uint32_t n_batch;	/* max tokens per forward chunk (0 = 64) */
+	enum ec_miss_policy on_miss;
+	/*
+	 * Prefetch (needs an expert source with a prefetch hook): after a
+	 * layer's attention, the routers of the next `prefetch_depth` layers
+	 * are evaluated on the current hidden state and their top
+	 * `prefetch_width` experts are prefetched.  0 = off.
+	 */
+	uint32_t prefetch_width;
+	uint32_t prefetch_depth;
 };
+
+/* Counters kept by the forward pass. */
+struct ec_ctx_counters {
+	uint64_t routed;		/* (token, expert) selections */
+	uint64_t substitutions;		/* selections replaced (substitute) */
+	uint64_t prefetch_predicted;	/* routed experts that were predicted
+					 * by the previous layers' prefetch */
+	uint64_t prefetch_checked;	/* routed experts of decode steps
+					 * that had a prediction */
+};
+
+/*
+ * Observer of routing decisions (the trace writer): per layer, the final
+ * experts (after substitution) of n tokens at positions pos0..pos0+n-1,
+ * ids and weights (n, k) in selection order.
+ */
+typedef void (*ec_route_fn)(void *priv, uint32_t layer, uint32_t pos0,
+			    uint32_t n, uint32_t k, const int32_t *ids,
+			    const float *weights);
 
 int ec_ctx_create(const struct ec_model *m, struct ec_backend *be,
 		  const struct ec_ctx_params *p, struct ec_ctx **out);
@@ -56,6 +90,9 @@ void ec_ctx_set_expert_source(struct ec_ctx *c,
  */
 int ec_ctx_eval(struct ec_ctx *c, const int32_t *tokens, uint32_t n,
 		float *logits, int all_logits);
+
+void ec_ctx_set_route_hook(struct ec_ctx *c, ec_route_fn fn, void *priv);
+const struct ec_ctx_counters *ec_ctx_counters(const struct ec_ctx *c);
 
 /* Forget the sequence (position 0). */
 void ec_ctx_reset(struct ec_ctx *c);

@@ -6,6 +6,7 @@
 
 #include "ec_error.h"
 #include "ec_infer.h"
+#include "ec_probes.h"
 #include "router.h"
 
 struct ec_ctx {
@@ -42,6 +43,14 @@ struct ec_ctx {
 
 	uint64_t *routed;	/* (n_layer * n_expert) */
 	struct ec_expert_source src;
+
+	enum ec_miss_policy on_miss;
+	uint32_t pf_width, pf_depth;
+	uint8_t *predicted;	/* (n_layer, n_expert): prefetched for the
+				 * current decode step */
+	struct ec_ctx_counters ctr;
+	ec_route_fn route_fn;
+	void *route_priv;
 };
 
 static int default_get(void *priv, uint32_t layer, uint32_t expert,
@@ -102,6 +111,7 @@ void ec_ctx_free(struct ec_ctx *c)
 	free(c->shw);
 	free(c->zeros);
 	free(c->routed);
+	free(c->predicted);
 	free(c);
 }
 
@@ -110,7 +120,7 @@ int ec_ctx_create(const struct ec_model *m, struct ec_backend *be,
 {
 	const struct ec_hparams *hp = &m->hp;
 	struct ec_ctx *c;
-	uint32_t l, nb, k = hp->n_expert_used, ff;
+	uint32_t l, nb, k = hp->n_expert_used, ff, kw;
 
 	*out = NULL;
 	if (hp->clip_qkv != 0.0f)
@@ -163,8 +173,12 @@ int ec_ctx_create(const struct ec_model *m, struct ec_backend *be,
 	BALLOC(lg, (size_t)nb * hp->n_vocab);
 #undef BALLOC
 	c->h_rlog = malloc(sizeof(float) * nb * hp->n_expert);
-	c->ids = malloc(sizeof(int32_t) * nb * k);
-	c->wts = malloc(sizeof(float) * nb * k);
+	/* ids/wts also hold the prefetch top-w lists */
+	kw = p && p->prefetch_width > k ? p->prefetch_width : k;
+	if (kw > hp->n_expert)
+		kw = hp->n_expert;
+	c->ids = malloc(sizeof(int32_t) * nb * kw);
+	c->wts = malloc(sizeof(float) * nb * kw);
 	c->pos_ids = malloc(sizeof(int32_t) * nb);
 	c->cnt = malloc(sizeof(uint32_t) * hp->n_expert);
 	c->start = malloc(sizeof(uint32_t) * (hp->n_expert + 1));
@@ -174,8 +188,16 @@ int ec_ctx_create(const struct ec_model *m, struct ec_backend *be,
 	c->zeros = calloc((size_t)nb * hp->n_embd, sizeof(float));
 	c->routed = calloc((size_t)hp->n_layer * hp->n_expert,
 			   sizeof(uint64_t));
+	c->predicted = calloc((size_t)hp->n_layer * hp->n_expert, 1);
+	if (p) {
+		c->on_miss = p->on_miss;
+		c->pf_width = p->prefetch_width < hp->n_expert ?
+				      p->prefetch_width : hp->n_expert;
+		c->pf_depth = p->prefetch_depth;
+	}
 	if (!c->h_rlog || !c->ids || !c->wts || !c->pos_ids || !c->cnt ||
-	    !c->start || !c->btok || !c->bw || !c->shw || !c->zeros || !c->routed)
+	    !c->start || !c->btok || !c->bw || !c->shw || !c->zeros || !c->routed ||
+	    !c->predicted)
 		goto nomem;
 	*out = c;
 	return 0;
@@ -204,6 +226,17 @@ uint32_t ec_ctx_n_ctx(const struct ec_ctx *c)
 uint32_t ec_ctx_n_vocab(const struct ec_ctx *c)
 {
 	return c->m->hp.n_vocab;
+}
+
+void ec_ctx_set_route_hook(struct ec_ctx *c, ec_route_fn fn, void *priv)
+{
+	c->route_fn = fn;
+	c->route_priv = priv;
+}
+
+const struct ec_ctx_counters *ec_ctx_counters(const struct ec_ctx *c)
+{
+	return &c->ctr;
 }
 
 const uint64_t *ec_ctx_routed_counts(const struct ec_ctx *c)
@@ -270,25 +303,19 @@ static int swiglu(struct ec_ctx *c, const struct ec_tensor *gate,
 	return o->matmul(be, c->d, down, c->g, m, 0);
 }
 
-/* MoE block: x += experts(norm(x)) [+ shared expert]. */
-static int moe_block(struct ec_ctx *c, uint32_t l, uint32_t n)
+/*
+ * The routed experts one at a time through the generic ops: tokens bucketed
+ * by expert, each expert's rows gathered, run and scattered back into
+ * c->moe with their routing weights.
+ */
+static int moe_experts_generic(struct ec_ctx *c, uint32_t l, uint32_t n)
 {
 	const struct ec_hparams *hp = &c->m->hp;
-	const struct ec_layer *L = &c->m->layers[l];
 	struct ec_backend *be = c->be;
 	const struct ec_backend_ops *o = be->ops;
 	uint32_t k = hp->n_expert_used, E = hp->n_expert, t, j, e;
 	uint64_t *routed = c->routed + (size_t)l * E;
 	int ret;
-
-	o->rmsnorm(be, c->xn, c->x, &L->ffn_norm, n, hp->n_embd,
-		   hp->rms_eps);
-	ret = o->matmul(be, c->rlog, &L->router, c->xn, n, 0);
-	if (ret < 0)
-		return ret;
-	o->to_host(be, c->h_rlog, c->rlog, (size_t)n * E);
-	ec_route_topk(c->h_rlog, n, E, k, hp->norm_topk_prob, c->ids,
-		      c->wts);
 
 	/* bucket (token, weight) pairs by expert */
 	memset(c->cnt, 0, sizeof(uint32_t) * E);
@@ -328,6 +355,141 @@ static int moe_block(struct ec_ctx *c, uint32_t l, uint32_t n)
 		o->scatter_add(be, c->moe, c->d, c->btok + c->start[e],
 			       c->bw + c->start[e], mcnt, hp->n_embd);
 	}
+	return 0;
+}
+
+/*
+ * Miss policy `substitute`: a selected expert that is not resident is
+ * replaced by the best-scoring resident expert the token has not selected
+ * (its routing weight is kept).  Needs the router logits in c->h_rlog.
+ */
+static void substitute_misses(struct ec_ctx *c, uint32_t l, uint32_t n)
+{
+	uint32_t k = c->m->hp.n_expert_used, E = c->m->hp.n_expert;
+	uint32_t t, j, e, i;
+
+	for (t = 0; t < n; t++) {
+		int32_t *id = c->ids + (size_t)t * k;
+		const float *lg = c->h_rlog + (size_t)t * E;
+
+		for (j = 0; j < k; j++) {
+			int32_t best = -1;
+
+			if (c->src.resident(c->src.priv, l, id[j]))
+				continue;
+			for (e = 0; e < E; e++) {
+				if (best >= 0 && lg[e] <= lg[best])
+					continue;
+				for (i = 0; i < k && id[i] != (int32_t)e; i++)
+					;
+				if (i < k)
+					continue;
+				if (c->src.resident(c->src.priv, l, e))
+					best = (int32_t)e;
+			}
+			if (best >= 0) {
+				id[j] = best;
+				c->ctr.substitutions++;
+			}
+		}
+	}
+}
+
+/*
+ * Prefetch: the routers of the next pf_depth layers on the hidden state
+ * after layer l's attention; their top pf_width experts are hinted to the
+ * expert source, which reads them in the background.
+ */
+static int prefetch_ahead(struct ec_ctx *c, uint32_t l, uint32_t n)
+{
+	const struct ec_hparams *hp = &c->m->hp;
+	struct ec_backend *be = c->be;
+	const struct ec_backend_ops *o = be->ops;
+	uint32_t d, t, w = c->pf_width, E = hp->n_expert;
+	int ret;
+
+	for (d = 1; d <= c->pf_depth && l + d < hp->n_layer; d++) {
+		const struct ec_layer *L = &c->m->layers[l + d];
+
+		o->rmsnorm(be, c->xn, c->x, &L->ffn_norm, n, hp->n_embd,
+			   hp->rms_eps);
+		ret = o->matmul(be, c->rlog, &L->router, c->xn, n, 0);
+		if (ret < 0)
+			return ret;
+		o->to_host(be, c->h_rlog, c->rlog, (size_t)n * E);
+		/* c->ids/wts are free until this layer's own routing */
+		ec_route_topk(c->h_rlog, n, E, w, false, c->ids, c->wts);
+		for (t = 0; t < n; t++)
+			c->src.prefetch(c->src.priv, l + d, c->ids + t * w, w);
+		if (n == 1)
+			for (t = 0; t < w; t++)
+				c->predicted[(size_t)(l + d) * E +
+					     c->ids[t]] = 1;
+	}
+	return 0;
+}
+
+/* MoE block: x += experts(norm(x)) [+ shared expert]. */
+static int moe_block(struct ec_ctx *c, uint32_t l, uint32_t n)
+{
+	const struct ec_hparams *hp = &c->m->hp;
+	const struct ec_layer *L = &c->m->layers[l];
+	struct ec_backend *be = c->be;
+	const struct ec_backend_ops *o = be->ops;
+	uint32_t k = hp->n_expert_used, E = hp->n_expert, t;
+	uint64_t *routed = c->routed + (size_t)l * E;
+	int ret;
+
+	o->rmsnorm(be, c->xn, c->x, &L->ffn_norm, n, hp->n_embd,
+		   hp->rms_eps);
+	ret = o->matmul(be, c->rlog, &L->router, c->xn, n, 0);
+	if (ret < 0)
+		return ret;
+	if (o->route) {
+		ret = o->route(be, c->rlog, n, E, k, hp->norm_topk_prob, NULL,
+			       c->ids, c->wts);
+		if (ret < 0)
+			return ret;
+	} else {
+		o->to_host(be, c->h_rlog, c->rlog, (size_t)n * E);
+		ec_route_topk(c->h_rlog, n, E, k, hp->norm_topk_prob, c->ids,
+			      c->wts);
+	}
+	if (c->on_miss == EC_MISS_SUBSTITUTE && c->src.resident) {
+		if (o->route)
+			o->to_host(be, c->h_rlog, c->rlog, (size_t)n * E);
+		substitute_misses(c, l, n);
+	}
+	if (n == 1 && c->pf_width) {
+		uint8_t *pred = c->predicted + (size_t)l * E;
+
+		if (l > 0) {
+			for (t = 0; t < k; t++)
+				c->ctr.prefetch_predicted += pred[c->ids[t]];
+			c->ctr.prefetch_checked += k;
+		}
+		memset(pred, 0, E);
+	}
+	c->ctr.routed += (uint64_t)n * k;
+	if (c->route_fn)
+		c->route_fn(c->route_priv, l, c->pos, n, k, c->ids, c->wts);
+	/* USDT (ec_probes.h): one trap per layer; per pair only if traced */
+	EC_PROBE_ROUTE_BATCH(l, hp->n_layer, E, n, k, c->pos, c->ids, c->wts);
+	if (EC_PROBE_ENABLED(route))
+		for (t = 0; t < n * k; t++)
+			EC_PROBE_ROUTE(l, c->ids[t], ec_probe_q16(c->wts[t]),
+				       c->pos + t / k);
+
+	if (o->moe_ffn) {
+		for (t = 0; t < n * k; t++)
+			routed[c->ids[t]]++;
+		ret = o->moe_ffn(be, c->moe, c->xn, n, l, E, k, c->ids,
+				 c->wts, &c->src);
+	} else {
+		ret = moe_experts_generic(c, l, n);
+	}
+	if (ret < 0)
+		return ret;
 	if (hp->n_ff_shexp) {
 		ret = o->matmul(be, c->rlog, &L->sh_router, c->xn, n, 0);
 		if (ret < 0)
@@ -369,6 +531,11 @@ static int eval_chunk(struct ec_ctx *c, const int32_t *tokens, uint32_t n,
 		ret = attention_block(c, l, n);
 		if (ret < 0)
 			return ret;
+		if (c->pf_width && c->pf_depth && c->src.prefetch) {
+			ret = prefetch_ahead(c, l, n);
+			if (ret < 0)
+				return ret;
+		}
 		ret = moe_block(c, l, n);
 		if (ret < 0)
 			return ret;
