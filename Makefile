@@ -174,6 +174,7 @@ $(EC_BPF_OUT)/%.skel.h: $(EC_BPF_OUT)/%.bpf.o
 	@echo "  SKEL    $@"
 	$(Q)$(EC_BPFTOOL) gen skeleton $< >$@.tmp && mv $@.tmp $@
 
+.SECONDARY: $(EC_BPF_OUT)/expert_traffic.bpf.o $(EC_BPF_OUT)/tier_latency.bpf.o
 $(EC_BPF_LOADER_OBJS): CFLAGS += -DEC_HAVE_BPF -I$(EC_BPF_OUT)
 $(BUILD)/obj/bpf/expert_traffic.o: $(EC_BPF_OUT)/expert_traffic.skel.h
 $(BUILD)/obj/bpf/tier_latency.o: $(EC_BPF_OUT)/tier_latency.skel.h

@@ -5,7 +5,7 @@
 set -eu
 pkgs=(build-essential pkg-config clang llvm libclang-rt-14-dev
       liburing-dev libnuma-dev libbpf-dev bpftool libpcre2-dev libjansson-dev
-      libicu-dev
+      libicu-dev zlib1g-dev libelf-dev
       systemtap-sdt-dev python3-venv fio
       linux-headers-amd64 linux-image-amd64 qemu-system-x86 busybox-static
       cpio)

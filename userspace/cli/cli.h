@@ -17,6 +17,7 @@ int ec_cmd_replay(int argc, char **argv);
 int ec_cmd_profile(int argc, char **argv);
 int ec_cmd_plan(int argc, char **argv);
 int ec_cmd_bench_io(int argc, char **argv);
+int ec_cmd_layout(int argc, char **argv);
 int ec_cmd_trace(int argc, char **argv);	/* cmd_trace.c: BPF */
 int ec_cmd_top(int argc, char **argv);
 int ec_cmd_heatmap(int argc, char **argv);

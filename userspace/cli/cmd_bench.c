@@ -15,7 +15,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: expertcache bench -m MODEL [-p N] [-n N] [-t N] "
-		"[--reps R] [--json]\n\n"
+		"[--reps R] [--json] [--stats-json F]\n\n"
 		"Times a prefill of N prompt tokens and N single-token decode "
 		"steps on\npseudo-random token ids (no tokenizer needed), like "
 		"llama-bench.\n\n"
@@ -28,7 +28,37 @@ static void usage(FILE *f)
 		"(default 1)\n"
 		"  --seed S           token id seed (default 1)\n"
 		"  --json             one JSON object\n"
+		"  --stats-json FILE  write the runtime's routing counters "
+		"(per layer and\n                     expert) as JSON, e.g. to "
+		"check 'expertcache trace'\n"
 		"  -h, --help         this help\n");
+}
+
+/* {"n_layer", "n_expert", "n_tokens", "routed": [[per expert] per layer]} */
+static int write_routed(const char *path, const struct ec_model *m,
+			const struct ec_ctx *ctx, uint64_t n_tokens)
+{
+	const uint64_t *r = ec_ctx_routed_counts(ctx);
+	FILE *f = fopen(path, "w");
+	uint32_t l, e;
+
+	if (!f) {
+		fprintf(stderr, "expertcache bench: cannot write %s\n", path);
+		return -1;
+	}
+	fprintf(f, "{\"n_layer\": %u, \"n_expert\": %u, \"n_tokens\": %llu, "
+		"\"routed\": [", m->hp.n_layer, m->hp.n_expert,
+		(unsigned long long)n_tokens);
+	for (l = 0; l < m->hp.n_layer; l++) {
+		fprintf(f, "%s[", l ? ", " : "");
+		for (e = 0; e < m->hp.n_expert; e++)
+			fprintf(f, "%s%llu", e ? ", " : "",
+				(unsigned long long)
+				r[(size_t)l * m->hp.n_expert + e]);
+		fputc(']', f);
+	}
+	fprintf(f, "]}\n");
+	return fclose(f) ? -1 : 0;
 }
 
 int ec_cmd_bench(int argc, char **argv)
@@ -41,11 +71,12 @@ int ec_cmd_bench(int argc, char **argv)
 		{ "reps", required_argument, NULL, 'r' },
 		{ "seed", required_argument, NULL, 's' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "stats-json", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	uint32_t n_p = 64, n_d = 32, threads = 0, reps = 1, seed = 1, i, r;
-	const char *model = NULL;
+	const char *model = NULL, *stats_json = NULL;
 	struct ec_ctx_params cp = { 0 };
 	struct ec_backend *be = NULL;
 	struct ec_model *m = NULL;
@@ -80,6 +111,9 @@ int ec_cmd_bench(int argc, char **argv)
 			break;
 		case 'j':
 			json = 1;
+			continue;
+		case 'S':
+			stats_json = optarg;
 			continue;
 		case 'h':
 			usage(stdout);
@@ -156,7 +190,8 @@ int ec_cmd_bench(int argc, char **argv)
 		       "%.2f tok/s (%s, best of %u)\n",
 		       model, n_p, best_p, n_d, best_d, ec_backend_cpu_isa(be),
 		       reps);
-	rc = 0;
+	rc = stats_json && write_routed(stats_json, m, ctx,
+					(uint64_t)reps * (n_p + n_d)) < 0;
 out:
 	free(ids);
 	free(logits);

@@ -28,6 +28,9 @@ static void usage(FILE *f)
 		"                     (default: one prefill pass)\n"
 		"  --batch N          tokens per prefill chunk (default 64)\n"
 		"  -t, --threads N    CPU threads (default: all online CPUs)\n"
+		"  --backend B        cpu, cuda or auto (default auto)\n"
+		"  --vram-budget S    VRAM for expert slots: size or %% of "
+		"expert bytes\n"
 		"  -h, --help         this help\n");
 }
 
@@ -40,10 +43,13 @@ int ec_cmd_logits(int argc, char **argv)
 		{ "decode", no_argument, NULL, 'd' },
 		{ "batch", required_argument, NULL, 'b' },
 		{ "threads", required_argument, NULL, 't' },
+		{ "backend", required_argument, NULL, 'B' },
+		{ "vram-budget", required_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	const char *model_path = NULL, *tokens_arg = NULL, *out_path = NULL;
+	const char *backend = NULL, *vram_budget = NULL;
 	struct ec_ctx_params cp = { 0 };
 	struct ec_backend *be = NULL;
 	struct ec_model *m = NULL;
@@ -82,6 +88,12 @@ int ec_cmd_logits(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'B':
+			backend = optarg;
+			break;
+		case 'V':
+			vram_budget = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -106,11 +118,10 @@ int ec_cmd_logits(int argc, char **argv)
 		ec_cli_error(model_path, ret);
 		goto out;
 	}
-	ret = ec_backend_cpu_create(threads, &be);
-	if (ret < 0) {
-		ec_cli_error("cpu backend", ret);
+	ret = ec_cli_backend_open("logits", backend, vram_budget, threads, m,
+				  &be);
+	if (ret < 0)
 		goto out;
-	}
 	cp.n_ctx = n;
 	ret = ec_ctx_create(m, be, &cp, &ctx);
 	if (ret < 0) {

@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 #include "ec_error.h"
@@ -38,6 +39,9 @@ int ec_cmd_profile(int argc, char **argv)
 	uint32_t warmup = 0, *top = NULL, n_top = 0, i;
 	int c, ret, rc = 1;
 
+	for (c = 1; c < argc && strcmp(argv[c], "--"); c++)
+		if (!strcmp(argv[c], "--from-bpf"))	/* cmd_profile_bpf.c */
+			return ec_cmd_profile_bpf(argc, argv);
 	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 't':

@@ -28,6 +28,8 @@ static const struct ec_command commands[] = {
 	  "per-expert access counts from a routing trace" },
 	{ "plan", ec_cmd_plan,
 	  "which experts to pin in VRAM and RAM, from a profile" },
+	{ "layout", ec_cmd_layout,
+	  "write experts in a profile-guided order for fewer, larger reads" },
 	{ "bench-io", ec_cmd_bench_io,
 	  "random O_DIRECT read speed of our io_uring reader (cf. fio)" },
 	{ "trace", ec_cmd_trace,

@@ -23,6 +23,7 @@ enum {
 	OPT_NO_MODULE,
 	OPT_SQPOLL,
 	OPT_PROBLEM_ID,
+	OPT_LAYOUT,
 };
 
 const struct option ec_run_storage_options[] = {
@@ -37,6 +38,7 @@ const struct option ec_run_storage_options[] = {
 	{ "no-module", no_argument, NULL, OPT_NO_MODULE },
 	{ "sqpoll", no_argument, NULL, OPT_SQPOLL },
 	{ "problem-id", required_argument, NULL, OPT_PROBLEM_ID },
+	{ "layout", required_argument, NULL, OPT_LAYOUT },
 	{ 0 },
 };
 
@@ -62,6 +64,11 @@ const char ec_run_storage_help[] =
 	"  --replicas P1,P2      copies of the model file on other devices; "
 	"experts\n"
 	"                        are striped over them\n"
+	"  --layout FILE         read experts from a layout file (expertcache "
+	"layout):\n"
+	"                        one aligned read per expert; --replicas then "
+	"lists\n"
+	"                        copies of FILE\n"
 	"  --qd N                io_uring queue depth (default 64)\n"
 	"  --sqpoll              kernel-side submission polling\n"
 	"  --no-module           do not use /dev/expertcache for the host "
@@ -99,6 +106,9 @@ int ec_run_storage_parse(int c, const char *arg, struct run_storage_opts *o)
 		return 1;
 	case OPT_REPLICAS:
 		o->replicas = arg;
+		return 1;
+	case OPT_LAYOUT:
+		o->layout = arg;
 		return 1;
 	case OPT_QD:
 		if (ec_cli_parse_uint(arg, &v) < 0 || !v)
@@ -139,7 +149,8 @@ int ec_run_storage_ctx_params(const struct run_storage_opts *o,
 		cp->prefetch_width = w;
 		cp->prefetch_depth = d;
 	}
-	if ((o->on_miss || o->prefetch) && !o->ram_budget && !o->plan)
+	if ((o->on_miss || o->prefetch) && !o->ram_budget && !o->plan &&
+	    !o->layout)
 		fprintf(stderr, "expertcache run: note: --on-miss/--prefetch "
 				"act only with an expert cache "
 				"(--ram-budget)\n");
@@ -177,14 +188,15 @@ static void on_preload(void *arg, uint32_t done, uint32_t total,
 
 /* "a,b" -> one replica list for the model's single file */
 static int parse_replicas(const char *s, const struct ec_model *m,
-			  struct ec_uring_file **out, char **buf)
+			  const char *layout, struct ec_uring_file **out,
+			  char **buf)
 {
 	struct ec_uring_file *f;
 	char *copy, *tok, *save = NULL;
 	const char **paths;
 	uint32_t n = 1;
 
-	if (m->n_files != 1) {
+	if (m->n_files != 1 && !layout) {
 		fprintf(stderr, "expertcache run: --replicas needs a "
 				"single-file model\n");
 		return -1;
@@ -201,7 +213,7 @@ static int parse_replicas(const char *s, const struct ec_model *m,
 		return -1;
 	}
 	n = 0;
-	paths[n++] = m->files[0].path;
+	paths[n++] = layout ? layout : m->files[0].path;
 	for (tok = strtok_r(copy, ",", &save); tok;
 	     tok = strtok_r(NULL, ",", &save))
 		paths[n++] = tok;
@@ -238,7 +250,7 @@ int ec_run_storage_attach(const struct run_storage_opts *o,
 		}
 		ec_ctx_set_route_hook(ctx, on_route, rs);
 	}
-	if (!o->ram_budget && !o->plan) {
+	if (!o->ram_budget && !o->plan && !o->layout) {
 		*out = rs;
 		return 0;
 	}
@@ -274,10 +286,12 @@ int ec_run_storage_attach(const struct run_storage_opts *o,
 	cp.io.sqpoll = o->sqpoll;
 	cp.tier.no_module = o->no_module;
 	if (o->replicas) {
-		if (parse_replicas(o->replicas, m, &rs->files, &rs->replica_buf) < 0)
+		if (parse_replicas(o->replicas, m, o->layout, &rs->files,
+				   &rs->replica_buf) < 0)
 			goto err;
 		cp.files = rs->files;
 	}
+	cp.layout_path = o->layout;
 	ret = ec_cache_create(m, &cp, &rs->cache);
 	if (ret < 0) {
 		ec_cli_error("expert cache", ret);
@@ -292,6 +306,9 @@ int ec_run_storage_attach(const struct run_storage_opts *o,
 			       sizeof(b2)),
 		info.tier.kind, info.tier.locked ? " (locked)" : "",
 		info.policy, info.io.direct ? "O_DIRECT" : "buffered");
+	if (o->layout)
+		fprintf(stderr, "expert cache: experts read from layout %s\n",
+			o->layout);
 	if (info.tier.warning[0])
 		fprintf(stderr, "expert cache: %s\n", info.tier.warning);
 	if (info.io.notice && info.io.notice[0])

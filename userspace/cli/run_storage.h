@@ -17,6 +17,7 @@ struct run_storage_opts {
 	const char *on_miss;		/* wait | substitute */
 	const char *prefetch;		/* "W" or "W:D" */
 	const char *replicas;		/* comma-separated copies of the file */
+	const char *layout;		/* expertcache layout file */
 	uint32_t queue_depth;
 	int no_module;
 	int sqpoll;

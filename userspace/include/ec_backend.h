@@ -22,6 +22,7 @@
 #include "ec_tensor.h"
 
 struct ec_backend;
+struct ec_expert_source;
 
 struct ec_backend_ops {
 	const char *name;
@@ -98,6 +99,35 @@ struct ec_backend_ops {
 
 	/* Wait until all submitted work has finished. */
 	void (*sync)(struct ec_backend *be);
+
+	/*
+	 * Optional slots (NULL when a backend does not provide them; the CPU
+	 * backend leaves both NULL and forward.c then uses the ops above).
+	 *
+	 * route: for each of n tokens, softmax over logits (n, n_expert) (a
+	 * backend buffer), the k largest (ties to the lower index), weights
+	 * renormalised to sum 1 when `norm` -- ec_route_topk's contract --
+	 * into the host arrays ids (n, k) and weights (n, k).  mask: NULL, or
+	 * a host array [n_expert] whose zero entries may not be selected
+	 * (the softmax still spans every expert); the hook for a runtime
+	 * controller that restricts routing to resident experts.
+	 */
+	int (*route)(struct ec_backend *be, const float *logits, uint32_t n,
+		     uint32_t n_expert, uint32_t k, int norm,
+		     const uint8_t *mask, int32_t *ids, float *weights);
+
+	/*
+	 * moe_ffn: the routed-expert mixture of one layer in one call,
+	 * overwriting y (n, n_embd) with sum_j weights[t*k+j] *
+	 * down(silu(gate x) * up x) over the experts e = ids[t*k+j] of layer
+	 * `layer` (x (n, n_embd); ids, weights host arrays (n, k)).  The
+	 * backend fetches the weights of experts it does not hold itself
+	 * through src (get before it reads the host copy, put after).
+	 */
+	int (*moe_ffn)(struct ec_backend *be, float *y, const float *x,
+		       uint32_t n, uint32_t layer, uint32_t n_expert,
+		       uint32_t k, const int32_t *ids, const float *weights,
+		       const struct ec_expert_source *src);
 };
 
 struct ec_backend {

@@ -50,6 +50,13 @@ struct ec_cache_params {
 	 * (flat key) is read from replica k % n_paths.
 	 */
 	const struct ec_uring_file *files;
+	/*
+	 * A layout file of this model (expertcache layout, ec_layout.h):
+	 * each expert is read as its one aligned record from it instead of
+	 * three extents of the model files.  `files`, when given, is then
+	 * one replica list of the layout file.
+	 */
+	const char *layout_path;
 	/* placement; slot_bytes and n_slots are computed */
 	struct ec_host_tier_params tier;
 };
@@ -110,6 +117,7 @@ struct ec_cache_stats {
 	uint64_t load_errors;
 	uint64_t evictions;
 	uint64_t bytes_read;	/* from storage, aligned ranges included */
+	uint64_t read_requests;	/* read SQEs, resubmissions included */
 	uint64_t read_ns;	/* sum over loads, submit to completion */
 	uint64_t io_busy_ns;	/* wall time with at least one load running */
 	uint64_t io_wait_ns;	/* wall time get() callers were blocked */
@@ -127,7 +135,7 @@ void ec_cache_reset_stats(struct ec_cache *c);
 
 /*
  * The --stats-json fields: expert_hits, expert_misses, hit_rate,
- * bytes_read, read_gbps (bytes_read / io_busy time), io_wait_share
+ * bytes_read, read_requests, read_gbps (bytes_read / io_busy time), io_wait_share
  * (io_wait / wall_s), prefetch_issued, prefetch_used, prefetch_accuracy
  * (used / issued), substitutions, plus "tiers": {"host": {...}}.  NULL on
  * out of memory.  The caller json_decref()s it.

@@ -7,16 +7,50 @@
 
 #include "cache_internal.h"
 #include "ec_error.h"
+#include "ec_layout.h"
 #include "ec_policy.h"
 #include "ec_probes.h"
 
 #define REG_CHUNK (1ull << 30)	/* io_uring limit per registered buffer */
 
-static int layout_all(struct ec_cache *c)
+/* Each expert is its one record of the layout file (file 0 of the reader). */
+static int layout_from_file(struct ec_cache *c, const char *path)
+{
+	struct ec_layout *lf;
+	uint32_t k;
+	int ret, p;
+
+	ret = ec_layout_load(path, c->m, &lf);
+	if (ret < 0)
+		return ret;
+	for (k = 0; k < c->n_keys; k++) {
+		const struct ec_layout_entry *en = &lf->ent[k];
+		struct ec_expert_layout *lo = &c->layout[k];
+
+		lo->n_seg = 1;
+		lo->ext[0].file = 0;
+		lo->ext[0].offset = en->offset;
+		lo->ext[0].length = ec_align_up(en->length, EC_IO_ALIGN);
+		lo->need[0] = en->length;
+		lo->bytes = lo->ext[0].length;
+		for (p = 0; p < EC_EXPERT_NPARTS; p++) {
+			lo->part_off[p] = en->part_off[p];
+			lo->payload += en->part_bytes[p];
+		}
+		if (lo->bytes > c->slot_bytes)
+			c->slot_bytes = lo->bytes;
+	}
+	ec_layout_free(lf);
+	return 0;
+}
+
+static int layout_all(struct ec_cache *c, const struct ec_cache_params *p)
 {
 	uint32_t l, e;
 	int ret;
 
+	if (p->layout_path)
+		return layout_from_file(c, p->layout_path);
 	for (l = 0; l < c->n_layer; l++) {
 		for (e = 0; e < c->n_expert; e++) {
 			struct ec_expert_layout *lo =
@@ -105,6 +139,13 @@ static int open_reader(struct ec_cache *c, const struct ec_cache_params *p)
 	uint32_t i;
 	int ret;
 
+	if (p->layout_path) {
+		struct ec_uring_file lf = { .paths = &p->layout_path,
+					    .n_paths = 1 };
+
+		return ec_uring_create(&p->io, p->files ? p->files : &lf, 1,
+				       &c->io);
+	}
 	if (p->files)
 		return ec_uring_create(&p->io, p->files, m->n_files, &c->io);
 	files = calloc(m->n_files, sizeof(*files));
@@ -155,7 +196,7 @@ int ec_cache_create(const struct ec_model *m, const struct ec_cache_params *p,
 		goto nomem;
 	for (i = 0; i < n_keys; i++)
 		c->slot_of[i] = -1;
-	ret = layout_all(c);
+	ret = layout_all(c, p);
 	if (ret < 0)
 		goto err;
 	c->slot_bytes = ec_align_up(c->slot_bytes, EC_IO_ALIGN);

@@ -55,6 +55,7 @@ struct ec_cache {
 	uint32_t loading;	/* loads in flight */
 	uint64_t busy_since;	/* when loading went 0 -> 1 */
 	struct ec_cache_stats st;
+	uint64_t requests_base;	/* reader requests at the last reset */
 	uint64_t substitutions;	/* atomic */
 	int last_err;		/* of the last failed load */
 	char last_msg[320];

@@ -11,10 +11,13 @@ void ec_cache_count_substitution(struct ec_cache *c)
 
 void ec_cache_get_stats(struct ec_cache *c, struct ec_cache_stats *out)
 {
+	struct ec_uring_stats us;
 	uint32_t i, ready = 0;
 
+	ec_uring_get_stats(c->io, &us);
 	pthread_mutex_lock(&c->lock);
 	*out = c->st;
+	out->read_requests = us.requests - c->requests_base;
 	if (c->loading)
 		out->io_busy_ns += ec_now_ns() - c->busy_since;
 	for (i = 0; i < c->n_slots; i++)
@@ -27,7 +30,11 @@ void ec_cache_get_stats(struct ec_cache *c, struct ec_cache_stats *out)
 
 void ec_cache_reset_stats(struct ec_cache *c)
 {
+	struct ec_uring_stats us;
+
+	ec_uring_get_stats(c->io, &us);
 	pthread_mutex_lock(&c->lock);
+	c->requests_base = us.requests;
 	memset(&c->st, 0, sizeof(c->st));
 	c->st.n_slots = c->n_slots;
 	c->st.slot_bytes = c->slot_bytes;
@@ -58,13 +65,14 @@ json_t *ec_cache_stats_json(const struct ec_cache_stats *s, double wall_s)
 			 "evictions", (json_int_t)s->evictions);
 	if (!host)
 		return NULL;
-	o = json_pack("{s:I, s:I, s:f, s:I, s:f, s:f, s:f, s:I, s:I, s:I, "
-		      "s:f, s:I, s:I, s:I, s:{s:o}}",
+	o = json_pack("{s:I, s:I, s:f, s:I, s:I, s:f, s:f, s:f, s:I, s:I, "
+		      "s:I, s:f, s:I, s:I, s:I, s:{s:o}}",
 		      "expert_hits", (json_int_t)s->hits,
 		      "expert_misses", (json_int_t)s->misses,
 		      "hit_rate", ratio((double)s->hits,
 					(double)(s->hits + s->misses)),
 		      "bytes_read", (json_int_t)s->bytes_read,
+		      "read_requests", (json_int_t)s->read_requests,
 		      "read_gbps", ratio((double)s->bytes_read / 1e9, busy_s),
 		      "io_busy_s", busy_s,
 		      "io_wait_share", ratio((double)s->io_wait_ns / 1e9,

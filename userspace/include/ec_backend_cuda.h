@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The CUDA backend and the choice between it and the CPU backend.
+ *
+ * The CUDA code lives in a shared object, libexpertcache_cuda.so (built
+ * from kernels/ when nvcc exists), that the core library dlopen()s on
+ * demand, so the engine starts and runs on machines without CUDA libraries,
+ * driver or device.  Search order for the object: $EC_CUDA_LIB, the
+ * executable's directory, its parent directory, then the dynamic linker's
+ * path.
+ *
+ * Expert weights live in VRAM only in fixed-size slots (one expert's gate,
+ * up and down each) within vram_budget; the rest of the model is uploaded
+ * once on first use.  Misses are copied from host memory (the storage
+ * cache's slots or the model mapping) on a copy stream while the resident
+ * experts already run.
+ */
+#ifndef EC_BACKEND_CUDA_H
+#define EC_BACKEND_CUDA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ec_backend.h"
+
+struct ec_model;
+
+struct ec_backend_cuda_params {
+	int device;			/* CUDA device ordinal */
+	/*
+	 * Bytes of VRAM for expert slots; 0 = every expert if they fit,
+	 * else what is free after the rest of the model and a reserve.
+	 * Must hold at least n_expert_used slots.
+	 */
+	uint64_t vram_budget;
+	/* The model the backend will run: sizes the slots and key space. */
+	const struct ec_model *model;
+	/* Slot replacement policy by name ("lru" when NULL; ec_policy.h) */
+	const char *policy;
+	/*
+	 * Do not page-lock the model's file mappings (cudaHostRegister):
+	 * misses are then copied from pageable memory, more slowly.  The
+	 * mappings are registered only when they fit in half of RAM.
+	 */
+	bool no_host_register;
+};
+
+/*
+ * Load the CUDA backend.  Errors, each with a message: -ENOENT the shared
+ * object is not there (not built), -ENODEV no driver (message "no NVIDIA
+ * driver found") or no device, -ENOMEM not enough VRAM, others from CUDA.
+ */
+int ec_backend_cuda_create(const struct ec_backend_cuda_params *p,
+			   struct ec_backend **out);
+
+/* Non-zero when `be` is a CUDA backend. */
+int ec_backend_is_cuda(const struct ec_backend *be);
+
+struct ec_cuda_stats {
+	char device[96];		/* "NVIDIA H100 80GB HBM3 (sm_90)" */
+	int driver_version;		/* cudaDriverGetVersion, e.g. 13000 */
+	uint64_t vram_budget;		/* bytes given to expert slots */
+	uint64_t slot_bytes;
+	uint32_t n_slots;
+	uint32_t n_resident;		/* slots holding an expert now */
+	uint64_t expert_hits;		/* (layer, expert) uses found in VRAM */
+	uint64_t expert_misses;		/* uses that needed a copy */
+	uint64_t evictions;
+	uint64_t h2d_bytes;		/* expert bytes copied to VRAM */
+	uint64_t h2d_pageable;		/* of those, copies from pageable memory */
+	uint64_t weight_bytes;		/* non-expert weights resident */
+	uint64_t route_calls;		/* route() calls (one per layer step) */
+	uint64_t route_wait_ns;		/* host blocked waiting for routing */
+	/*
+	 * GPU idle for routing decisions: from the routing result reaching
+	 * the host to the first expert kernel of that layer being launched.
+	 */
+	uint64_t sync_bubble_ns;
+	uint64_t miss_wait_ns;		/* host blocked on expert fetches */
+	uint64_t moe_host_ns;		/* host time inside moe_ffn */
+};
+
+/* Counters since creation (or the last reset). */
+int ec_backend_cuda_get_stats(struct ec_backend *be,
+			      struct ec_cuda_stats *out);
+void ec_backend_cuda_reset_stats(struct ec_backend *be);
+
+/*
+ * The device's copy bandwidths over `bytes`-sized buffers, GB/s (1e9):
+ * device to device counting bytes read and written, and pinned host to
+ * device.  For benchmarks to state kernel bandwidth as a fraction of it.
+ */
+int ec_backend_cuda_measure_copy(struct ec_backend *be, uint64_t bytes,
+				 double *d2d_gbps, double *h2d_gbps);
+
+/* ------------------------------------------------------------------ */
+/* Picking a backend (expertcache run/logits --backend).               */
+
+enum ec_backend_kind {
+	EC_BACKEND_AUTO,	/* CUDA when usable, else the CPU */
+	EC_BACKEND_CPU,
+	EC_BACKEND_CUDA,	/* CUDA; the CPU only when no driver/device */
+};
+
+/* "auto", "cpu", "cuda"; -EC_EINVAL with a message otherwise. */
+int ec_backend_kind_parse(const char *s, enum ec_backend_kind *out);
+
+/*
+ * Open the backend of `kind`.  When CUDA was asked for (auto or cuda) but
+ * there is no driver or no device, opens the CPU backend instead and puts
+ * a one-line explanation in note ("no NVIDIA driver found; using the CPU
+ * backend"); the caller prints it.  auto also falls back silently when the
+ * CUDA backend was not built, and with a note on any other CUDA error.
+ * note is "" when there is nothing to say.
+ */
+int ec_backend_open(enum ec_backend_kind kind, uint32_t n_threads,
+		    const struct ec_backend_cuda_params *cp,
+		    struct ec_backend **out, char *note, size_t note_len);
+
+#endif
