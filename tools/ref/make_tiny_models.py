@@ -13,10 +13,10 @@ the file holds (quantised GGUFs are dequantised with gguf-py and loaded back
 into transformers).  Quantised GGUFs get a second reference with the 8-bit
 activation rounding of llama.cpp-style integer matmuls (act_quant_sim).
 
-The token sequence is random but drawn one token at a time, and a draw is
-redrawn when it would put any router near a tie or any rounded activation
-near a rounding boundary, in any reference model (docs/FIDELITY.md says
-why).  Everything lands under --out with a manifest.json that
+Each file's token sequence is random but drawn one token at a time, and a
+draw is redrawn when it would put a router of the file's reference model
+near a tie or, for quantised files, a rounded activation near a rounding
+boundary (docs/FIDELITY.md says why).  Everything lands under --out with a manifest.json that
 tests/ref/test_fidelity.sh reads.  Deterministic: same inputs, same bytes.
 """
 import argparse
@@ -119,9 +119,9 @@ def init_weights(model, seed, tied):
                 std = 3.0 / math.sqrt(p.shape[-1]) if tied else 1.0
                 p.copy_(std * torch.randn(p.shape, generator=g))
             else:
-                gain = {"lm_head": 3.0, "mlp.gate.": 2.0}.get(
-                    next((k for k in ("lm_head", "mlp.gate.") if k in name),
-                         None), 1.5)
+                # Head: logit std about 3; routers: clear preferences.
+                gain = (3.0 if "lm_head" in name else
+                        2.0 if "mlp.gate." in name else 1.5)
                 p.copy_(gain / math.sqrt(p.shape[-1])
                         * torch.randn(p.shape, generator=g))
 
@@ -194,6 +194,8 @@ class RefSet:
 
 
 def build_arch(arch, spec, out, tmp, log):
+    """Write every file of one architecture under out/arch; returns that
+    directory, the reference sets and the transformers config."""
     d = os.path.join(out, arch)
     if os.path.isdir(d):
         shutil.rmtree(d)
