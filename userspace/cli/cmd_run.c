@@ -92,14 +92,17 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 	unsigned long long seed;
 	size_t nb = sizeof(base) / sizeof(base[0]), i;
 	char *end;
-	int c, r;
+	int c, r, li = -1;
 
 	memcpy(opts, base, sizeof(base));
 	for (i = 0; ec_run_storage_options[i].name; i++)
 		opts[nb + i] = ec_run_storage_options[i];
 	memset(&opts[nb + i], 0, sizeof(opts[0]));
-	while ((c = getopt_long(argc, argv, "m:p:f:n:c:t:h", opts, NULL)) !=
-	       -1) {
+	for (;;) {
+		li = -1;
+		c = getopt_long(argc, argv, "m:p:f:n:c:t:h", opts, &li);
+		if (c == -1)
+			break;
 		r = ec_run_storage_parse(c, optarg, &o->st);
 		if (r > 0)
 			continue;
@@ -178,8 +181,12 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 	}
 	return 0;
 bad:
-	fprintf(stderr, "expertcache run: invalid value '%s' for --%s\n",
-		optarg, argv[optind - 1] + (argv[optind - 1][1] == '-' ? 2 : 1));
+	if (li >= 0)
+		fprintf(stderr, "expertcache run: invalid value '%s' for --%s\n",
+			optarg, opts[li].name);
+	else
+		fprintf(stderr, "expertcache run: invalid value '%s' for -%c\n",
+			optarg, c);
 	return -1;
 }
 
