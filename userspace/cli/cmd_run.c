@@ -234,6 +234,11 @@ static char *chat_wrap(const char *prompt, size_t len, size_t *out_len)
 	return s;
 }
 
+static void on_load_progress(void *arg, uint64_t done, uint64_t total)
+{
+	ec_progress_update(arg, done, total);
+}
+
 struct stream_out {
 	struct ec_tok_stream *st;
 };
@@ -359,6 +364,13 @@ int ec_cmd_run(int argc, char **argv)
 	if (ret < 0) {
 		ec_cli_error(o.model, ret);
 		goto out;
+	}
+	{
+		struct ec_progress pr;
+
+		ec_progress_start(&pr, "loading model");
+		ec_model_prefault(m, on_load_progress, &pr);
+		ec_progress_done(&pr);
 	}
 	ret = load_tokenizer(m, o.model, &tok);
 	if (ret < 0) {

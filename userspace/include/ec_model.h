@@ -148,6 +148,17 @@ int ec_model_load_safetensors(struct ec_model *m, const char *path);
  */
 int ec_model_validate(const struct ec_model *m);
 
+/*
+ * Bring the non-expert weights (embeddings, attention, norms, routers,
+ * shared experts) into memory now rather than at the first token, calling
+ * progress(arg, done, total) in bytes as it goes.  Experts stay lazy: the
+ * storage engine streams them.  Returns the bytes touched.
+ */
+uint64_t ec_model_prefault(const struct ec_model *m,
+			   void (*progress)(void *arg, uint64_t done,
+					    uint64_t total),
+			   void *arg);
+
 /* Bytes of one expert (gate + up + down) and of all experts. */
 uint64_t ec_model_expert_bytes(const struct ec_model *m, uint32_t layer,
 			       uint32_t expert);
