@@ -111,14 +111,18 @@ def experts_sparse(experts, x, top_i, top_w):
     counts = torch.bincount(flat, minlength=e).tolist()
     xs = x[tok]                                             # (N*k, H)
     ws = top_w.reshape(-1)[order]
+    # unbind, not indexing: indexing a parameter per expert makes its
+    # backward fill a full-size zero gradient for every expert.
+    gate_up = experts.gate_up_proj.unbind(0)
+    down = experts.down_proj.unbind(0)
     outs = []
     start = 0
     for ex, c in enumerate(counts):
         if c == 0:
             continue
         seg = xs[start:start + c]
-        g, u = F.linear(seg, experts.gate_up_proj[ex]).chunk(2, dim=-1)
-        outs.append(F.linear(F.silu(g) * u, experts.down_proj[ex]))
+        g, u = F.linear(seg, gate_up[ex]).chunk(2, dim=-1)
+        outs.append(F.linear(F.silu(g) * u, down[ex]))
         start += c
     y = torch.cat(outs) * ws.unsqueeze(-1).to(x.dtype)
     out = torch.zeros_like(x)

@@ -6,7 +6,8 @@ Input: DATA/train.npy, DATA/val.npy, DATA/tokenizer.json, DATA/meta.json
 (tokenize_data.py).  Output in OUT: model-0000N.safetensors (F16 weights of
 the step with the lowest validation loss, split into shards under 15 MB so
 they can come back from the GPU machine; the tied lm_head is left out),
-config.json and log.json (losses, learning rate, throughput, routing statistics, versions).
+config.json and log.json (losses, learning rate, throughput, routing
+statistics, versions).
 
 AdamW, linear warm-up then cosine decay, fixed seeds (initialisation: torch
 seed; batches: numpy generator seeded by (seed, step)).  --max-minutes is a
@@ -14,9 +15,11 @@ hard wall-clock budget: the step count is reduced early in the run if the
 measured speed says it will not fit (the log says so), and the run saves and
 exits cleanly before the budget ends in any case.
 
-  GPU: python3 tools/train/train_moe.py --device cuda --max-minutes 9
-  CPU: python3 tools/train/train_moe.py --device cpu --max-minutes 90 \\
-           --batch-size 8 --steps 3000
+  GPU: python3 tools/train/train_moe.py --device cuda --max-minutes 9 \\
+           --steps 808 --eval-every 50
+  CPU: python3 tools/train/train_moe.py --device cpu --threads 2 \\
+           --max-minutes 90 --steps 600 --batch-size 8 --warmup 50 \\
+           --eval-windows 16 --final-eval-windows 64
 """
 import argparse
 import json
@@ -212,7 +215,7 @@ def main():
     t_eval = 0.0
     tokens_seen = 0
     step = 0
-    final_reserve = 20.0 if args.device == "cuda" else 120.0
+    final_reserve = 20.0 if args.device == "cuda" else 300.0
     while step <= total:
         if step % args.eval_every == 0 or step == total:
             te = time.time()

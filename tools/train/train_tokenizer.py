@@ -92,7 +92,8 @@ def main():
     tok = build(qwen, regex, files_text, args.vocab_size)
     js = tok.to_str(pretty=True)
     if args.check_determinism:
-        again = build(qwen, regex, files_text, args.vocab_size).to_str(pretty=True)
+        again = build(qwen, regex, files_text, args.vocab_size)
+        again = again.to_str(pretty=True)
         if again != js:
             sys.exit("train_tokenizer: two runs gave different tokenizers")
         print("determinism check: two runs identical")
