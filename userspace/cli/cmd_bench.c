@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 #include "ec_backend.h"
@@ -10,6 +11,8 @@
 #include "ec_generate.h"
 #include "ec_infer.h"
 #include "ec_model.h"
+#include "routed_stats.h"
+#include "run_storage.h"
 
 static void usage(FILE *f)
 {
@@ -31,39 +34,31 @@ static void usage(FILE *f)
 		"  --stats-json FILE  write the runtime's routing counters "
 		"(per layer and\n                     expert) as JSON, e.g. to "
 		"check 'expertcache trace'\n"
-		"  -h, --help         this help\n");
+		"  -h, --help         this help\n\n"
+		"With --ram-budget (or --plan, --layout) experts stream from "
+		"storage through\nthe expert cache; --json then adds its "
+		"statistics for the decode steps of\nthe last repetition "
+		"under \"storage\".\n%s",
+		ec_run_storage_help);
 }
 
-/* {"n_layer", "n_expert", "n_tokens", "routed": [[per expert] per layer]} */
+/* The routing counters (routed_stats.h) as one JSON object. */
 static int write_routed(const char *path, const struct ec_model *m,
-			const struct ec_ctx *ctx, uint64_t n_tokens)
+			const struct ec_ctx *ctx)
 {
-	const uint64_t *r = ec_ctx_routed_counts(ctx);
-	FILE *f = fopen(path, "w");
-	uint32_t l, e;
+	json_t *o = json_object();
+	int ret = o && !ec_routed_stats_json(o, m, ctx) &&
+		  !json_dump_file(o, path, JSON_COMPACT) ? 0 : -1;
 
-	if (!f) {
+	if (ret < 0)
 		fprintf(stderr, "expertcache bench: cannot write %s\n", path);
-		return -1;
-	}
-	fprintf(f, "{\"n_layer\": %u, \"n_expert\": %u, \"n_tokens\": %llu, "
-		"\"routed\": [", m->hp.n_layer, m->hp.n_expert,
-		(unsigned long long)n_tokens);
-	for (l = 0; l < m->hp.n_layer; l++) {
-		fprintf(f, "%s[", l ? ", " : "");
-		for (e = 0; e < m->hp.n_expert; e++)
-			fprintf(f, "%s%llu", e ? ", " : "",
-				(unsigned long long)
-				r[(size_t)l * m->hp.n_expert + e]);
-		fputc(']', f);
-	}
-	fprintf(f, "]}\n");
-	return fclose(f) ? -1 : 0;
+	json_decref(o);
+	return ret;
 }
 
 int ec_cmd_bench(int argc, char **argv)
 {
-	static const struct option opts[] = {
+	static const struct option base[] = {
 		{ "model", required_argument, NULL, 'm' },
 		{ "prompt", required_argument, NULL, 'p' },
 		{ "decode", required_argument, NULL, 'n' },
@@ -73,8 +68,12 @@ int ec_cmd_bench(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "stats-json", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
 	};
+	struct option opts[sizeof(base) / sizeof(base[0]) + 16];
+	size_t nb = sizeof(base) / sizeof(base[0]), k;
+	struct run_storage_opts so = { 0 };
+	struct run_storage *rs = NULL;
+	double wall = 0;	/* decode seconds of the last repetition */
 	uint32_t n_p = 64, n_d = 32, threads = 0, reps = 1, seed = 1, i, r;
 	const char *model = NULL, *stats_json = NULL;
 	struct ec_ctx_params cp = { 0 };
@@ -87,9 +86,21 @@ int ec_cmd_bench(int argc, char **argv)
 	int json = 0, c, ret, rc = 1;
 	uint64_t x;
 
+	memcpy(opts, base, sizeof(base));
+	for (k = 0; ec_run_storage_options[k].name; k++)
+		opts[nb + k] = ec_run_storage_options[k];
+	memset(&opts[nb + k], 0, sizeof(opts[0]));
 	while ((c = getopt_long(argc, argv, "m:p:n:t:h", opts, NULL)) != -1) {
 		uint32_t *dst = NULL;
 
+		ret = ec_run_storage_parse(c, optarg, &so);
+		if (ret < 0) {
+			fprintf(stderr, "expertcache bench: invalid value "
+				"'%s'\n", optarg);
+			return 2;
+		}
+		if (ret > 0)
+			continue;
 		switch (c) {
 		case 'm':
 			model = optarg;
@@ -143,11 +154,15 @@ int ec_cmd_bench(int argc, char **argv)
 		goto out;
 	}
 	cp.n_ctx = n_p + n_d + 1;
+	if (ec_run_storage_ctx_params(&so, &cp) < 0)
+		goto out;
 	ret = ec_ctx_create(m, be, &cp, &ctx);
 	if (ret < 0) {
 		ec_cli_error("context", ret);
 		goto out;
 	}
+	if (ec_run_storage_attach(&so, m, ctx, &rs) < 0)
+		goto out;
 	ids = malloc(sizeof(*ids) * (n_p + n_d));
 	logits = malloc(sizeof(float) * m->hp.n_vocab);
 	if (!ids || !logits)
@@ -168,10 +183,13 @@ int ec_cmd_bench(int argc, char **argv)
 			break;
 		if (n_p / dt > best_p)
 			best_p = n_p / dt;
+		if (r == reps - 1)
+			ec_run_storage_reset_stats(rs);
 		t0 = ec_now();
 		for (i = 0; i < n_d && ret >= 0; i++)
 			ret = ec_ctx_eval(ctx, ids + n_p + i, 1, logits, 0);
 		dt = ec_now() - t0;
+		wall = dt;	/* the span the storage stats cover */
 		if (n_d && n_d / dt > best_d)
 			best_d = n_d / dt;
 	}
@@ -179,22 +197,33 @@ int ec_cmd_bench(int argc, char **argv)
 		ec_cli_error("forward pass", ret);
 		goto out;
 	}
-	if (json)
+	if (json) {
+		json_t *st = json_object();
+		char *sj = NULL;
+
+		if (st && rs) {
+			ec_run_storage_stats(rs, ctx, st, wall);
+			sj = json_dumps(st, JSON_COMPACT);
+		}
 		printf("{\"model\": \"%s\", \"threads\": %u, \"isa\": \"%s\", "
 		       "\"prompt_tokens\": %u, \"decode_tokens\": %u, "
-		       "\"prompt_tok_per_s\": %.3f, \"decode_tok_per_s\": %.3f}\n",
+		       "\"prompt_tok_per_s\": %.3f, \"decode_tok_per_s\": %.3f"
+		       "%s%s}\n",
 		       model, threads, ec_backend_cpu_isa(be), n_p, n_d, best_p,
-		       best_d);
-	else
+		       best_d, sj ? ", \"storage\": " : "", sj ? sj : "");
+		free(sj);
+		json_decref(st);
+	} else {
 		printf("%s: prefill %u tokens %.2f tok/s, decode %u tokens "
 		       "%.2f tok/s (%s, best of %u)\n",
 		       model, n_p, best_p, n_d, best_d, ec_backend_cpu_isa(be),
 		       reps);
-	rc = stats_json && write_routed(stats_json, m, ctx,
-					(uint64_t)reps * (n_p + n_d)) < 0;
+	}
+	rc = stats_json && write_routed(stats_json, m, ctx) < 0;
 out:
 	free(ids);
 	free(logits);
+	ec_run_storage_detach(rs, ctx);
 	ec_ctx_free(ctx);
 	if (be)
 		be->ops->destroy(be);

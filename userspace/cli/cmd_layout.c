@@ -80,8 +80,10 @@ int ec_cmd_layout(int argc, char **argv)
 			break;
 		case 'H':
 			hot = strtod(optarg, &end);
-			if (end == optarg || (*end && *end != '%') ||
-			    (*end == '%' && end[1]) || !(hot >= 0 && hot <= 100)) {
+			if (end != optarg && *end == '%')
+				end++;
+			if (end == optarg || *end ||
+			    !(hot >= 0 && hot <= 100)) {
 				fprintf(stderr, "expertcache layout: --hot "
 					"'%s': a percentage 0..100\n", optarg);
 				return 2;
@@ -112,8 +114,8 @@ int ec_cmd_layout(int argc, char **argv)
 	}
 	if (!model) {
 		if (ec_cli_default_model(model_buf, sizeof(model_buf)) < 0) {
-			fprintf(stderr, "expertcache layout: no -m given and no "
-				"bundled model found in models/\n");
+			fprintf(stderr, "expertcache layout: no -m given and "
+				"no bundled model found in models/\n");
 			return 1;
 		}
 		model = model_buf;

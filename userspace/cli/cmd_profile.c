@@ -40,7 +40,8 @@ int ec_cmd_profile(int argc, char **argv)
 	int c, ret, rc = 1;
 
 	for (c = 1; c < argc && strcmp(argv[c], "--"); c++)
-		if (!strcmp(argv[c], "--from-bpf"))	/* cmd_profile_bpf.c */
+		if (!strcmp(argv[c], "--from-bpf") ||	/* cmd_profile_bpf.c */
+		    !strncmp(argv[c], "--from-stats", 12))
 			return ec_cmd_profile_bpf(argc, argv);
 	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
 		switch (c) {

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
- * `expertcache profile --from-bpf`: the profile (docs/STORAGE.md format) of
- * a running expertcache from the USDT probes, or from maps `trace --pin`
- * left behind; `profile` hands over to here when it sees --from-bpf.
+ * `expertcache profile --from-bpf` / `--from-stats`: the profile
+ * (docs/STORAGE.md format) of a running expertcache from the USDT probes or
+ * from maps `trace --pin` left behind, or, without privileges, from the
+ * runtime's own counters in a --stats-json file; `profile` hands over to
+ * here when it sees either option.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -14,6 +16,7 @@
 #include "ec_bpf.h"
 #include "ec_error.h"
 #include "ec_storage.h"
+#include "routed_stats.h"
 
 static void usage(FILE *f)
 {
@@ -21,7 +24,8 @@ static void usage(FILE *f)
 		"usage: expertcache profile --from-bpf [--pid PID | --cgroup "
 		"DIR | -- CMD ARGS]\n"
 		"                           [--duration S] --out P.json\n"
-		"       expertcache profile --from-bpf --pinned --out P.json\n\n"
+		"       expertcache profile --from-bpf --pinned --out P.json\n"
+		"       expertcache profile --from-stats S.json --out P.json\n\n"
 		"Writes the access profile of a running model as the eBPF "
 		"probes see it: the\nsame format as 'profile --from-trace' "
 		"(counts and recency per layer and\nexpert), for 'expertcache "
@@ -29,6 +33,9 @@ static void usage(FILE *f)
 		EC_BPF_TARGET_HELP
 		"  --pinned           read the maps 'trace --pin' left in "
 		EC_BPF_PIN_DIR "\n"
+		"  --from-stats FILE  no BPF, no root: the routing counters "
+		"'expertcache run\n                     --stats-json' (or "
+		"bench) wrote; counts only, no recency\n"
 		"  -o, --out FILE     profile to write\n"
 		"  -h, --help         this help\n");
 }
@@ -66,6 +73,7 @@ int ec_cmd_profile_bpf(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "from-bpf", no_argument, NULL, 'F' },
+		{ "from-stats", required_argument, NULL, 'S' },
 		{ "pid", required_argument, NULL, 'p' },
 		{ "cgroup", required_argument, NULL, 'C' },
 		{ "binary", required_argument, NULL, 'B' },
@@ -80,7 +88,7 @@ int ec_cmd_profile_bpf(int argc, char **argv)
 	struct ec_traffic_snap snap = { 0 };
 	struct ec_traffic *tr = NULL;
 	struct ec_profile *p = NULL;
-	const char *out = NULL;
+	const char *out = NULL, *stats = NULL;
 	int c, ret, rc = 1, pinned = 0, child_rc;
 	char src[256];
 
@@ -93,6 +101,9 @@ int ec_cmd_profile_bpf(int argc, char **argv)
 			continue;
 		switch (c) {
 		case 'F':
+			break;
+		case 'S':
+			stats = optarg;
 			break;
 		case 'P':
 			pinned = 1;
@@ -108,10 +119,22 @@ int ec_cmd_profile_bpf(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!out || (pinned && (tg.pid || tg.cgroup || optind < argc))) {
-		fprintf(stderr, "expertcache profile: --from-bpf needs --out, "
-			"and --pinned takes no target\n");
+	if (!out || ((pinned || stats) && (tg.pid || tg.cgroup ||
+					   optind < argc))) {
+		fprintf(stderr, "expertcache profile: --from-bpf and "
+			"--from-stats need --out; --pinned and --from-stats "
+			"take no target\n");
 		return 2;
+	}
+	if (stats) {
+		ret = ec_routed_stats_profile(stats, &p);
+		if (ret >= 0)
+			ret = ec_profile_save(p, out);
+		if (ret < 0) {
+			ec_cli_error("profile", ret);
+			goto out;
+		}
+		goto done;
 	}
 	if (pinned) {
 		ret = ec_traffic_read_pinned(EC_BPF_PIN_DIR, &snap);
@@ -133,6 +156,7 @@ int ec_cmd_profile_bpf(int argc, char **argv)
 	to.pid = tg.attach_pid;
 	to.filter_tgid = tg.filter_tgid;
 	to.filter_cgid = tg.filter_cgid;
+	to.routing_only = true;		/* a profile needs only routing */
 	ret = ec_traffic_open(&to, &tr);
 	if (ret < 0) {
 		ec_bpf_cli_error("profile", tg.bin, ret);
@@ -163,6 +187,7 @@ write:
 		ec_cli_error("profile", ret);
 		goto out;
 	}
+done:
 	printf("profile %s: %llu tokens, %llu expert accesses, %u layers x "
 	       "%u experts (%s)\n", out, (unsigned long long)p->n_tokens,
 	       (unsigned long long)p->n_access, p->n_layer, p->n_expert,

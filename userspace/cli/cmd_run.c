@@ -14,6 +14,7 @@
 #include "ec_gguf.h"
 #include "ec_model.h"
 #include "ec_tokenizer.h"
+#include "routed_stats.h"
 #include "run_storage.h"
 
 struct run_opts {
@@ -48,6 +49,11 @@ static void usage(FILE *f)
 		"(default 40; 0 = all)\n"
 		"  --top-p P             nucleus sampling (default 0.95)\n"
 		"  --seed S              random seed (default 42)\n"
+		"  --repeat-penalty P    penalise tokens seen in the last "
+		"--repeat-last-n\n"
+		"                        tokens (default 1 = off; 1.1-1.3 "
+		"curbs loops)\n"
+		"  --repeat-last-n N     window of the penalty (default 64)\n"
 		"  --chat                wrap the prompt in the model's chat "
 		"template\n"
 		"  -c, --ctx N           context length (default: prompt + N)\n"
@@ -80,6 +86,8 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{ "top-k", required_argument, NULL, 'K' },
 		{ "top-p", required_argument, NULL, 'P' },
 		{ "seed", required_argument, NULL, 'S' },
+		{ "repeat-penalty", required_argument, NULL, 'R' },
+		{ "repeat-last-n", required_argument, NULL, 'L' },
 		{ "chat", no_argument, NULL, 'C' },
 		{ "ctx", required_argument, NULL, 'c' },
 		{ "threads", required_argument, NULL, 't' },
@@ -141,6 +149,15 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 			if (end == optarg || *end)
 				goto bad;
 			o->sp.seed = seed;
+			break;
+		case 'R':
+			if (parse_float(optarg, &o->sp.repeat_penalty) < 0 ||
+			    o->sp.repeat_penalty <= 0)
+				goto bad;
+			break;
+		case 'L':
+			if (ec_cli_parse_uint(optarg, &o->sp.repeat_last_n) < 0)
+				goto bad;
 			break;
 		case 'C':
 			o->chat = 1;
@@ -275,7 +292,8 @@ static int load_tokenizer(const struct ec_model *m, const char *model_path,
 
 static void write_stats(const char *path, const struct ec_gen_stats *st,
 			const char *isa, uint32_t threads,
-			struct run_storage *rs, struct ec_ctx *ctx)
+			struct run_storage *rs, struct ec_ctx *ctx,
+			const struct ec_model *m)
 {
 	struct rusage ru;
 	json_t *o = json_object();
@@ -310,6 +328,7 @@ static void write_stats(const char *path, const struct ec_gen_stats *st,
 	json_object_set_new(o, "threads", json_integer(threads));
 	ec_run_storage_stats(rs, ctx, o,
 			     st->prompt_seconds + st->decode_seconds);
+	ec_routed_stats_json(o, m, ctx);	/* for profile --from-stats */
 	if (json_dump_file(o, path, JSON_COMPACT) < 0)
 		fprintf(stderr, "expertcache run: cannot write %s\n", path);
 	json_decref(o);
@@ -320,7 +339,8 @@ int ec_cmd_run(int argc, char **argv)
 	struct run_opts o = {
 		.n_predict = 128,
 		.sp = { .temperature = 0.0f, .top_k = 40, .top_p = 0.95f,
-			.seed = 42 },
+			.seed = 42, .repeat_penalty = 1.0f,
+			.repeat_last_n = 64 },
 	};
 	char model_buf[PATH_MAX];
 	struct ec_model *m = NULL;
@@ -465,7 +485,7 @@ int ec_cmd_run(int argc, char **argv)
 		st.stopped_at_eos ? ", stopped at end of text" : "");
 	if (o.stats_json)
 		write_stats(o.stats_json, &st, ec_backend_cpu_isa(be),
-			    o.threads, rs, ctx);
+			    o.threads, rs, ctx, m);
 	rc = 0;
 out:
 	ec_tok_stream_free(so.st);

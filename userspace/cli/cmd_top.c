@@ -27,6 +27,9 @@ static void usage(FILE *f)
 		"  -c, --count N      exit after N refreshes\n"
 		"  -n, --experts N    experts shown per layer (default 6)\n"
 		"  --no-clear         append frames instead of redrawing\n"
+		"  --exact-hits       trap on every expert lookup to count "
+		"hits (default:\n                     hits = lookups - misses, "
+		"lower overhead)\n"
 		"  -h, --help         this help\n");
 }
 
@@ -213,6 +216,7 @@ int ec_cmd_top(int argc, char **argv)
 		{ "count", required_argument, NULL, 'c' },
 		{ "experts", required_argument, NULL, 'n' },
 		{ "no-clear", no_argument, NULL, 'N' },
+		{ "exact-hits", no_argument, NULL, 'E' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -222,7 +226,7 @@ int ec_cmd_top(int argc, char **argv)
 	struct ec_traffic *tr = NULL;
 	struct ec_tierlat *tl = NULL;
 	uint32_t count = 0, frames = 0;
-	int c, ret, rc = 1, clear = isatty(STDOUT_FILENO);
+	int c, ret, rc = 1, clear = isatty(STDOUT_FILENO), exact = 0;
 	char *end;
 
 	while ((c = getopt_long(argc, argv, "+p:d:i:c:n:h", opts, NULL)) !=
@@ -253,6 +257,9 @@ int ec_cmd_top(int argc, char **argv)
 		case 'N':
 			clear = 0;
 			break;
+		case 'E':
+			exact = 1;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -274,6 +281,7 @@ int ec_cmd_top(int argc, char **argv)
 	to.pid = tg.attach_pid;
 	to.filter_tgid = tg.filter_tgid;
 	to.filter_cgid = tg.filter_cgid;
+	to.light = !exact;
 	ret = ec_traffic_open(&to, &tr);
 	if (ret < 0) {
 		ec_bpf_cli_error("top", tg.bin, ret);

@@ -19,7 +19,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: expertcache trace [--pid PID | --cgroup DIR | -- CMD "
 		"ARGS] [--duration S]\n"
-		"                         [--pin] [--json FILE] [--no-block]\n"
+		"                         [--pin] [--json FILE] [--no-block] "
+		"[--light]\n"
 		"       expertcache trace --unpin\n\n"
 		"Counts expert traffic of a running expertcache with eBPF "
 		"(USDT probes:\nrouted, hits, misses and loaded bytes per "
@@ -36,6 +37,9 @@ static void usage(FILE *f)
 		"  --json FILE        also write the summary as JSON\n"
 		"  --no-block         skip the block-layer / io_uring "
 		"programs\n"
+		"  --light            no trap per expert lookup: derive cache "
+		"hits as\n                     lookups - misses (lower "
+		"overhead, docs/BPF.md)\n"
 		"  -n, --top N        experts listed per layer (default 4)\n"
 		"  -h, --help         this help\n\n"
 		"Example:  sudo expertcache trace -- expertcache run -p "
@@ -65,6 +69,7 @@ int ec_cmd_trace(int argc, char **argv)
 		{ "unpin", no_argument, NULL, 'U' },
 		{ "json", required_argument, NULL, 'j' },
 		{ "no-block", no_argument, NULL, 'b' },
+		{ "light", no_argument, NULL, 'L' },
 		{ "top", required_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -95,6 +100,9 @@ int ec_cmd_trace(int argc, char **argv)
 			break;
 		case 'b':
 			no_block = 1;
+			break;
+		case 'L':
+			to.light = true;
 			break;
 		case 'n':
 			if (ec_cli_parse_uint(optarg, &rep.top) < 0) {

@@ -368,6 +368,12 @@ void ec_run_storage_stats(struct run_storage *rs, struct ec_ctx *ctx,
 	json_object_set_new(obj, "cache_slots", json_integer(info.n_slots));
 }
 
+void ec_run_storage_reset_stats(struct run_storage *rs)
+{
+	if (rs && rs->cache)
+		ec_cache_reset_stats(rs->cache);
+}
+
 void ec_run_storage_detach(struct run_storage *rs, struct ec_ctx *ctx)
 {
 	if (!rs)

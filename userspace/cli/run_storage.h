@@ -48,6 +48,9 @@ int ec_run_storage_attach(const struct run_storage_opts *o,
 void ec_run_storage_stats(struct run_storage *rs, struct ec_ctx *ctx,
 			  json_t *obj, double wall_s);
 
+/* Zero the cache counters (e.g. to count decode steps only). */
+void ec_run_storage_reset_stats(struct run_storage *rs);
+
 void ec_run_storage_detach(struct run_storage *rs, struct ec_ctx *ctx);
 
 #endif

@@ -103,9 +103,11 @@ static void print_tiers(const struct ec_traffic_snap *s)
 
 		if (!look && !x->loads)
 			continue;
-		printf("\n%s tier: %llu hits, %llu misses (%.1f%% hit rate), "
+		printf("\n%s tier: %llu hits%s, %llu misses (%.1f%% hit rate), "
 		       "%llu loads, %s\n", ec_tier_name(t),
 		       (unsigned long long)x->hits,
+		       s->meta.flags & EC_TRAFFIC_DERIVED_HITS ?
+		       " (lookups - misses)" : "",
 		       (unsigned long long)x->misses,
 		       look ? 100.0 * x->hits / look : 0.0,
 		       (unsigned long long)x->loads,
@@ -196,7 +198,7 @@ void ec_trace_report_print(const struct ec_trace_report *r)
 	if (r->tgid)
 		printf(", pid %u", r->tgid);
 	printf(", %.2f s\n", r->seconds);
-	if (!s->meta.route_batches && !s->n_keys) {
+	if (!s->meta.route_chunks && !s->n_keys) {
 		printf("no probe fired: the process did not run the model "
 		       "while traced\n");
 		return;
@@ -279,9 +281,14 @@ int ec_trace_report_json(const struct ec_trace_report *r, const char *path)
 			 "dropped", (json_int_t)s->meta.dropped);
 	if (!root)
 		return -1;
+	json_object_set_new(root, "route_chunks",
+			    json_integer((json_int_t)s->meta.route_chunks));
+	json_object_set_new(root, "hits_derived", json_boolean(
+		s->meta.flags & EC_TRAFFIC_DERIVED_HITS));
 #define GRID(f) json_object_set_new(root, #f, \
 	grid(s, offsetof(struct ec_expert_stats, f)))
 	GRID(routed);
+	GRID(lookups);
 	GRID(weight_q16);
 	GRID(hits);
 	GRID(misses);

@@ -135,10 +135,10 @@ void ec_cache_reset_stats(struct ec_cache *c);
 
 /*
  * The --stats-json fields: expert_hits, expert_misses, hit_rate,
- * bytes_read, read_requests, read_gbps (bytes_read / io_busy time), io_wait_share
- * (io_wait / wall_s), prefetch_issued, prefetch_used, prefetch_accuracy
- * (used / issued), substitutions, plus "tiers": {"host": {...}}.  NULL on
- * out of memory.  The caller json_decref()s it.
+ * bytes_read, read_requests, read_gbps (bytes_read / io_busy time),
+ * io_wait_share (io_wait / wall_s), prefetch_issued, prefetch_used,
+ * prefetch_accuracy (used / issued), substitutions, plus "tiers":
+ * {"host": {...}}.  NULL on out of memory.  The caller json_decref()s it.
  */
 json_t *ec_cache_stats_json(const struct ec_cache_stats *s, double wall_s);
 

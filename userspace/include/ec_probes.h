@@ -58,6 +58,7 @@ static inline uint32_t ec_probe_q16(float w)
 #define EC_PROBE_SEMAPHORE(ev) expertcache_##ev##_semaphore
 extern unsigned short expertcache_route_semaphore;
 extern unsigned short expertcache_route_batch_semaphore;
+extern unsigned short expertcache_route_chunk_semaphore;
 extern unsigned short expertcache_hit_semaphore;
 extern unsigned short expertcache_miss_semaphore;
 extern unsigned short expertcache_load_issued_semaphore;
@@ -91,6 +92,20 @@ extern unsigned short expertcache_substitute_semaphore;
 		    (uint32_t)(n_layer), (uint32_t)(n_expert), \
 		    (uint32_t)(n_tok), (uint32_t)(k), (uint64_t)(pos0), \
 		    (const int32_t *)(ids), (const float *)(weights))
+
+/*
+ * Every routing decision of a whole forward chunk, all layers, in one trap
+ * (the cheapest for a tracer: once per decoded token): ids and weights
+ * point to (n_layer, n_tok, k) int32 ids (-1 where a layer did not route)
+ * and float32 weights; fired at the end of the chunk, only while traced
+ * (probe_route.c buffers the layers).
+ */
+#define EC_PROBE_ROUTE_CHUNK(n_layer, n_expert, n_tok, k, pos0, ids, \
+			     weights) \
+	STAP_PROBE7(expertcache, route_chunk, (uint32_t)(n_layer), \
+		    (uint32_t)(n_expert), (uint32_t)(n_tok), (uint32_t)(k), \
+		    (uint64_t)(pos0), (const int32_t *)(ids), \
+		    (const float *)(weights))
 
 /* A lookup of (layer, expert) in `tier` found it ready. */
 #define EC_PROBE_HIT(layer, expert, tier) \
@@ -138,6 +153,8 @@ extern unsigned short expertcache_substitute_semaphore;
 #define EC_PROBE_ENABLED(ev) 0
 #define EC_PROBE_ROUTE(layer, expert, weight_q16, pos) do { } while (0)
 #define EC_PROBE_ROUTE_BATCH(layer, n_layer, n_expert, n_tok, k, pos0, ids, \
+			     weights) do { } while (0)
+#define EC_PROBE_ROUTE_CHUNK(n_layer, n_expert, n_tok, k, pos0, ids, \
 			     weights) do { } while (0)
 #define EC_PROBE_HIT(layer, expert, tier) do { } while (0)
 #define EC_PROBE_MISS(layer, expert, tier) do { } while (0)

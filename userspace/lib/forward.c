@@ -7,6 +7,7 @@
 #include "ec_error.h"
 #include "ec_infer.h"
 #include "ec_probes.h"
+#include "probe_route.h"
 #include "router.h"
 
 struct ec_ctx {
@@ -51,6 +52,7 @@ struct ec_ctx {
 	struct ec_ctx_counters ctr;
 	ec_route_fn route_fn;
 	void *route_priv;
+	struct ec_probe_route probe;	/* route_chunk USDT, when traced */
 };
 
 static int default_get(void *priv, uint32_t layer, uint32_t expert,
@@ -112,6 +114,7 @@ void ec_ctx_free(struct ec_ctx *c)
 	free(c->zeros);
 	free(c->routed);
 	free(c->predicted);
+	ec_probe_route_free(&c->probe);
 	free(c);
 }
 
@@ -388,6 +391,7 @@ static void substitute_misses(struct ec_ctx *c, uint32_t l, uint32_t n)
 					best = (int32_t)e;
 			}
 			if (best >= 0) {
+				EC_PROBE_SUBSTITUTE(l, id[j], best);
 				id[j] = best;
 				c->ctr.substitutions++;
 			}
@@ -479,6 +483,7 @@ static int moe_block(struct ec_ctx *c, uint32_t l, uint32_t n)
 		for (t = 0; t < n * k; t++)
 			EC_PROBE_ROUTE(l, c->ids[t], ec_probe_q16(c->wts[t]),
 				       c->pos + t / k);
+	ec_probe_route_layer(&c->probe, l, c->ids, c->wts);
 
 	if (o->moe_ffn) {
 		for (t = 0; t < n * k; t++)
@@ -527,6 +532,8 @@ static int eval_chunk(struct ec_ctx *c, const int32_t *tokens, uint32_t n,
 	ret = o->get_rows(be, c->x, &m->tok_embd, tokens, n);
 	if (ret < 0)
 		return ret;
+	ec_probe_route_begin(&c->probe, hp->n_layer, n, hp->n_expert_used,
+			     c->pos);
 	for (l = 0; l < hp->n_layer; l++) {
 		ret = attention_block(c, l, n);
 		if (ret < 0)
@@ -540,6 +547,7 @@ static int eval_chunk(struct ec_ctx *c, const int32_t *tokens, uint32_t n,
 		if (ret < 0)
 			return ret;
 	}
+	ec_probe_route_end(&c->probe, hp->n_expert);
 	c->pos += n;
 	if (!logits)
 		return 0;

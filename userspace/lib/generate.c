@@ -37,6 +37,8 @@ int ec_generate(struct ec_ctx *ctx, struct ec_sampler *smp,
 	logits = malloc(sizeof(float) * n_vocab);
 	if (!logits)
 		return ec_err(-ENOMEM, "out of memory");
+	for (uint32_t i = 0; i < n_prompt; i++)
+		ec_sampler_accept(smp, prompt[i]);
 	t0 = ec_now();
 	ret = ec_ctx_eval(ctx, prompt, n_prompt, logits, 0);
 	st->prompt_seconds = ec_now() - t0;
@@ -46,6 +48,7 @@ int ec_generate(struct ec_ctx *ctx, struct ec_sampler *smp,
 	t0 = ec_now();
 	while (st->generated_tokens < max_new) {
 		id = ec_sampler_sample(smp, logits);
+		ec_sampler_accept(smp, id);
 		st->generated_tokens++;
 		if (on_token && on_token(priv, id))
 			break;

@@ -13,6 +13,7 @@
 
 EC_SEMAPHORE(route);
 EC_SEMAPHORE(route_batch);
+EC_SEMAPHORE(route_chunk);
 EC_SEMAPHORE(hit);
 EC_SEMAPHORE(miss);
 EC_SEMAPHORE(load_issued);

@@ -2,6 +2,7 @@
 /* Next-token choice: greedy, or temperature with top-k / top-p, seeded. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "ec_error.h"
 #include "ec_sampler.h"
@@ -14,6 +15,9 @@ struct ec_sampler {
 		float logit;
 		int32_t id;
 	} *cand;		/* (n_vocab) */
+	float *penalised;	/* (n_vocab) logits after the penalty */
+	int32_t *recent;	/* ring of the last repeat_last_n tokens */
+	uint32_t n_recent, next;
 };
 
 static uint64_t next_u64(struct ec_sampler *s)
@@ -37,7 +41,7 @@ int ec_sampler_create(const struct ec_sampler_params *p, uint32_t n_vocab,
 	struct ec_sampler *s;
 
 	if (p->temperature < 0 || !(p->top_p > 0 && p->top_p <= 1) ||
-	    !n_vocab)
+	    !n_vocab || p->repeat_penalty < 0 || p->repeat_last_n > 1u << 20)
 		return ec_err(-EC_EINVAL,
 			      "sampler: need temperature >= 0 and 0 < top_p "
 			      "<= 1 (got %g, %g)",
@@ -46,8 +50,10 @@ int ec_sampler_create(const struct ec_sampler_params *p, uint32_t n_vocab,
 	if (!s)
 		return ec_err(-ENOMEM, "out of memory");
 	s->cand = malloc(sizeof(*s->cand) * n_vocab);
-	if (!s->cand) {
-		free(s);
+	s->penalised = malloc(sizeof(float) * n_vocab);
+	s->recent = malloc(sizeof(int32_t) * (p->repeat_last_n + 1));
+	if (!s->cand || !s->penalised || !s->recent) {
+		ec_sampler_free(s);
 		return ec_err(-ENOMEM, "out of memory");
 	}
 	s->p = *p;
@@ -62,7 +68,43 @@ void ec_sampler_free(struct ec_sampler *s)
 	if (!s)
 		return;
 	free(s->cand);
+	free(s->penalised);
+	free(s->recent);
 	free(s);
+}
+
+void ec_sampler_accept(struct ec_sampler *s, int32_t id)
+{
+	if (!s->p.repeat_last_n)
+		return;
+	s->recent[s->next] = id;
+	s->next = (s->next + 1) % s->p.repeat_last_n;
+	if (s->n_recent < s->p.repeat_last_n)
+		s->n_recent++;
+}
+
+/* The logits with the repetition penalty applied (or the input itself). */
+static const float *penalise(struct ec_sampler *s, const float *logits)
+{
+	float pen = s->p.repeat_penalty;
+	uint32_t i;
+
+	if (pen == 0.0f || pen == 1.0f || !s->n_recent)
+		return logits;
+	memcpy(s->penalised, logits, sizeof(float) * s->n_vocab);
+	for (i = 0; i < s->n_recent; i++) {
+		int32_t id = s->recent[i];
+		float *l;
+
+		if (id < 0 || (uint32_t)id >= s->n_vocab)
+			continue;
+		l = &s->penalised[id];
+		/* each distinct token once: mark done by comparing to input */
+		if (*l != logits[id])
+			continue;
+		*l = *l > 0 ? *l / pen : *l * pen;
+	}
+	return s->penalised;
 }
 
 static int cmp_desc(const void *a, const void *b)
@@ -79,6 +121,7 @@ int32_t ec_sampler_sample(struct ec_sampler *s, const float *logits)
 	uint32_t i, n = s->n_vocab, keep;
 	double sum, acc, r;
 
+	logits = penalise(s, logits);
 	if (s->p.temperature == 0.0f) {
 		uint32_t best = 0;
 

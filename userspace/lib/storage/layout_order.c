@@ -216,10 +216,13 @@ int ec_layout_order(const struct ec_model *m, const struct ec_profile *prof,
 	if (prof)
 		memcpy(count, prof->count, n_keys * sizeof(*count));
 	else if (trace)
-		for (i = 0; i < trace->n_rec; i++)
-			for (l = 0; l < trace->rec[i].n; l++)
-				count[trace->rec[i].layer * ne +
-				      trace->experts[trace->rec[i].first + l]]++;
+		for (i = 0; i < trace->n_rec; i++) {
+			const struct ec_trace_rec *rec = &trace->rec[i];
+
+			for (l = 0; l < rec->n; l++)
+				count[rec->layer * ne +
+				      trace->experts[rec->first + l]]++;
+		}
 	o.count = count;
 	if (o.t) {
 		ret = index_trace(&o);
