@@ -66,6 +66,10 @@ def parse_args():
                     help="val windows for the final eval and routing "
                     "statistics (0: all)")
     ap.add_argument("--log-every", type=int, default=10)
+    ap.add_argument("--save-every-eval", action="store_true",
+                    help="also save the best weights so far (and the log) "
+                    "after each evaluation that improves on them, so a run "
+                    "killed from outside still leaves a checkpoint")
     ap.add_argument("--max-minutes", type=float, default=9.0)
     ap.add_argument("--arch", default="",
                     help="JSON overrides of moe_common.DEFAULT_ARCH")
@@ -230,6 +234,9 @@ def main():
             if vl < best[0]:
                 best = (vl, step, {k: v.detach().clone()
                                    for k, v in model.state_dict().items()})
+                if args.save_every_eval and step > 0:
+                    log["best_step"] = step
+                    save_checkpoint(best[2], config, args, log)
         if step == total:
             break
         if time.time() > deadline - final_reserve - t_eval:
