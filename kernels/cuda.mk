@@ -28,6 +28,14 @@ NVCC_FLAGS := -O3 -std=c++17 -lineinfo $(NVCC_GENCODE) \
 	-Xcompiler -fPIC,-fvisibility=hidden,-Wall \
 	-Iuserspace/include -Iuserspace/lib
 
+# a change of CUDA_ARCHS rebuilds everything: the stamp holds the last set
+CUDA_STAMP := build/cuda/archs
+ifneq ($(NVCC),)
+$(shell mkdir -p build/cuda; [ "$$(cat $(CUDA_STAMP) 2>/dev/null)" = \
+	"$(strip $(CUDA_ARCHS))" ] || echo "$(strip $(CUDA_ARCHS))" \
+	>$(CUDA_STAMP))
+endif
+
 GPU_TEST_SRCS := $(sort $(wildcard tests/gpu/*.c))
 GPU_TEST_BINS := $(GPU_TEST_SRCS:tests/gpu/%.c=$(BUILD)/tests/gpu/%)
 
@@ -45,14 +53,14 @@ else
 cuda: $(CUDA_SO) $(GPU_TEST_BINS)
 endif
 
-build/cuda/%.o: kernels/%.cu $(CUDA_HDRS)
+build/cuda/%.o: kernels/%.cu $(CUDA_HDRS) $(CUDA_STAMP)
 	@mkdir -p $(dir $@)
 	@echo "  NVCC    $<"
 	$(Q)$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 
-$(CUDA_SO): $(CUDA_OBJS)
+$(CUDA_SO): $(CUDA_OBJS) $(CUDA_STAMP)
 	@echo "  NVLD    $@"
-	$(Q)$(NVCC) -shared -cudart static $(NVCC_GENCODE) -o $@ $^ \
+	$(Q)$(NVCC) -shared -cudart static $(NVCC_GENCODE) -o $@ $(CUDA_OBJS) \
 		-L$(CUDA_HOME)/lib64 -lcublas \
 		-Xlinker -rpath,$(CUDA_HOME)/lib64
 

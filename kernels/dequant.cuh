@@ -46,34 +46,6 @@ static __device__ __forceinline__ void ec_q4k_sm(int j, const uint8_t *q,
 	}
 }
 
-/* The same from the scale bytes as three words (no local array) */
-static __device__ __forceinline__ uint32_t ec_byte3(uint32_t w0, uint32_t w1,
-						    uint32_t w2, uint32_t i)
-{
-	uint32_t w = i < 4 ? w0 : (i < 8 ? w1 : w2);
-
-	return (w >> (8 * (i & 3))) & 0xff;
-}
-
-static __device__ __forceinline__ void ec_q4k_sm_words(uint32_t j,
-						       uint32_t w0,
-						       uint32_t w1,
-						       uint32_t w2, float *sc,
-						       float *m)
-{
-	if (j < 4) {
-		*sc = (float)(ec_byte3(w0, w1, w2, j) & 63);
-		*m = (float)(ec_byte3(w0, w1, w2, j + 4) & 63);
-	} else {
-		uint32_t hi = ec_byte3(w0, w1, w2, j + 4);
-
-		*sc = (float)((hi & 0xF) |
-			      ((ec_byte3(w0, w1, w2, j - 4) >> 6) << 4));
-		*m = (float)((hi >> 4) |
-			     ((ec_byte3(w0, w1, w2, j) >> 6) << 4));
-	}
-}
-
 /* Element i (< the row length) of a row in its stored type. */
 template <int T>
 static __device__ __forceinline__ float ec_elem(const uint8_t *row,
@@ -242,69 +214,72 @@ ec_row_dot(const uint8_t *__restrict__ w, const float *__restrict__ x,
 			}
 		}
 	} else if (T == EC_Q4_K) {
-		/* eight lanes per 144-byte block, 32 weights each */
-		const uint32_t nb = cols / 256, l = lane & 7, j = l >> 1;
-		const uint32_t o = 16 * (l & 1);
+		/*
+		 * Eight lanes per 144-byte block; lane l takes bytes [4l, 4l+4)
+		 * of each 32-byte chunk j of qs (weights 64j + 4l.. low
+		 * nibbles, 64j + 32 + 4l.. high), so the eight lanes' x reads
+		 * cover whole 128-byte lines.
+		 */
+		const uint32_t nb = cols / 256, l = lane & 7;
 
 		for (uint32_t b = lane >> 3; b < nb; b += 4) {
 			const uint8_t *blk = w + (uint64_t)b * 144;
 			uint32_t dm = *(const uint32_t *)blk;
 			const uint32_t *sw = (const uint32_t *)(blk + 4);
 			uint32_t w0 = sw[0], w1 = sw[1], w2 = sw[2];
-			float sc1, m1, sc2, m2, lo[16], hi[16];
-			uint32_t qv[4];
-
-			ec_q4k_sm_words(2 * j, w0, w1, w2, &sc1, &m1);
-			ec_q4k_sm_words(2 * j + 1, w0, w1, w2, &sc2, &m2);
-			if (vec) {
-				uint4 r = *(const uint4 *)(blk + 16 + 32 * j + o);
-
-				qv[0] = r.x, qv[1] = r.y, qv[2] = r.z,
-				qv[3] = r.w;
-			} else {
-#pragma unroll
-				for (int i = 0; i < 4; i++) {
-					const uint16_t *p = (const uint16_t *)
-						(blk + 16 + 32 * j + o + 4 * i);
-
-					qv[i] = p[0] | ((uint32_t)p[1] << 16);
-				}
-			}
-#pragma unroll
-			for (int i = 0; i < 4; i++) {
-				ec_bytes2f(qv[i] & 0x0F0F0F0Fu, 8388608.0f,
-					   lo + 4 * i);
-				ec_bytes2f((qv[i] >> 4) & 0x0F0F0F0Fu,
-					   8388608.0f, hi + 4 * i);
-			}
+			float sc[8], mn[8], lo[4][4], hi[4][4];
 			float d = ec_h2f(dm & 0xffff), dmin = ec_h2f(dm >> 16);
-			float d1 = d * sc1, mm1 = dmin * m1;
-			float d2 = d * sc2, mm2 = dmin * m2;
 
+			/* the 6-bit scales and mins of all eight sub-blocks */
+			ec_bytes2f(w0 & 0x3F3F3F3Fu, 8388608.0f, sc);
+			ec_bytes2f(w1 & 0x3F3F3F3Fu, 8388608.0f, mn);
+			ec_bytes2f((w2 & 0x0F0F0F0Fu) | ((w0 >> 2) & 0x30303030u),
+				   8388608.0f, sc + 4);
+			ec_bytes2f(((w2 >> 4) & 0x0F0F0F0Fu) |
+				   ((w1 >> 2) & 0x30303030u), 8388608.0f, mn + 4);
+#pragma unroll
+			for (int i = 0; i < 8; i++) {
+				sc[i] *= d;
+				mn[i] *= dmin;
+			}
+#pragma unroll
+			for (int j = 0; j < 4; j++) {
+				const uint8_t *q = blk + 16 + 32 * j + 4 * l;
+				uint32_t v;
+
+				if (vec) {
+					v = *(const uint32_t *)q;
+				} else {
+					v = ((const uint16_t *)q)[0] |
+					    ((uint32_t)((const uint16_t *)q)[1]
+					     << 16);
+				}
+				ec_bytes2f(v & 0x0F0F0F0Fu, 8388608.0f, lo[j]);
+				ec_bytes2f((v >> 4) & 0x0F0F0F0Fu, 8388608.0f,
+					   hi[j]);
+			}
 #pragma unroll
 			for (int t = 0; t < NT; t++) {
 				if (t >= n)
 					break;
-				const float *xl = x + t * xs + b * 256 + 64 * j + o;
-				const float *xh = xl + 32;
-				float slo = 0, shi = 0, xlo = 0, xhi = 0;
+				const float *xb = x + t * xs + b * 256 + 4 * l;
+				float s = 0.0f;
 
 #pragma unroll
-				for (int i = 0; i < 4; i++) {
-					float4 a = ec_ld4(xl + 4 * i, vec);
-					float4 c = ec_ld4(xh + 4 * i, vec);
+				for (int j = 0; j < 4; j++) {
+					float4 a = ec_ld4(xb + 64 * j, vec);
+					float4 c = ec_ld4(xb + 64 * j + 32, vec);
 
-					slo += ec_dot4(a, make_float4(lo[4 * i],
-						lo[4 * i + 1], lo[4 * i + 2],
-						lo[4 * i + 3]));
-					shi += ec_dot4(c, make_float4(hi[4 * i],
-						hi[4 * i + 1], hi[4 * i + 2],
-						hi[4 * i + 3]));
-					xlo += a.x + a.y + a.z + a.w;
-					xhi += c.x + c.y + c.z + c.w;
+					s += sc[2 * j] * ec_dot4(a, make_float4(
+						     lo[j][0], lo[j][1], lo[j][2],
+						     lo[j][3])) -
+					     mn[2 * j] * (a.x + a.y + a.z + a.w);
+					s += sc[2 * j + 1] * ec_dot4(c, make_float4(
+						     hi[j][0], hi[j][1], hi[j][2],
+						     hi[j][3])) -
+					     mn[2 * j + 1] * (c.x + c.y + c.z + c.w);
 				}
-				acc[t] += d1 * slo - mm1 * xlo + d2 * shi -
-					  mm2 * xhi;
+				acc[t] += s;
 			}
 		}
 	} else { /* EC_Q6_K: sixteen lanes per 210-byte block */

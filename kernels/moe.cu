@@ -150,7 +150,8 @@ static void bubble_mark(struct ec_cuda *cu)
 	}
 }
 
-/* n * k <= EC_CUDA_MAX_PAIRS, gate and up of one type */
+/* n * k <= EC_CUDA_MAX_PAIRS pairs, n_slots >= their experts, gate and up
+ * of one type */
 static int moe_fused(struct ec_cuda *cu, float *y, const float *x,
 		     uint32_t n, uint32_t layer, uint32_t k,
 		     const int32_t *ids, const float *weights,
@@ -258,7 +259,8 @@ int ec_cuda_moe_ffn(struct ec_backend *be, float *y, const float *x,
 					      ids[p], n_expert);
 	if (!n)
 		return 0;
-	if (n * k <= EC_CUDA_MAX_PAIRS && S->layout[layer].fused)
+	/* one token: every expert it needs fits (n_slots >= k) */
+	if (n == 1 && S->layout[layer].fused)
 		ret = moe_fused(cu, y, x, n, layer, k, ids, weights, src);
 	else
 		ret = ec_cuda_moe_grouped(cu, y, x, n, layer, k, ids, weights,
