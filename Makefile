@@ -119,12 +119,14 @@ test: deps venv
 	$(Q)$(MAKE) --no-print-directory fuzz
 	$(Q)bash tests/run-tests.sh
 
-# The README's first command: install, build, generate with the bundled model.
-RUN_PROMPT ?= def fibonacci(n):
+# The README's first command: install, build, generate with the bundled model
+# (fixed prompt and seed, so the output is the same every time).
+RUN_PROMPT ?= models/demo-prompt.py
+RUN_ARGS ?= -n 120 --temp 0.6 --top-p 0.9 --seed 1 --repeat-penalty 1.1
 run: deps
 	$(Q)$(MAKE) --no-print-directory $(CLI)
-	$(Q)$(CLI) run -p '$(RUN_PROMPT)' -n 96 --temp 0 --stats-json build/run-stats.json
-	$(Q)echo "stats: $$(cat build/run-stats.json)"
+	$(Q)$(CLI) run -f $(RUN_PROMPT) $(RUN_ARGS) --stats-json build/run-stats.json
+	$(Q)echo "stats: {$$(grep -oE '"(prompt_tokens|generated_tokens|prompt_tok_per_s|decode_tok_per_s|peak_rss_bytes|backend)":[^,}]*' build/run-stats.json | paste -sd, | sed 's/,/, /g')} (all fields: build/run-stats.json)"
 
 format:
 	clang-format -i $(LIB_SRCS) $(CLI_SRCS) $(TEST_SRCS) userspace/include/*.h

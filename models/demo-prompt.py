@@ -1,0 +1,2 @@
+def is_prime(n):
+    """Return True if n is a prime number."""
