@@ -146,8 +146,8 @@ int ec_bpf_cgroup_id(const char *path, uint64_t *id)
 int ec_bpf_unpin_all(const char *dir)
 {
 	static const char *const names[] = {
-		"expert_counts", "load_latency", "layer_tokens",
-		"traffic_meta", "block_latency", "uring_latency",
+		"expert_counts", "load_latency", "traffic_meta",
+		"block_latency", "uring_latency",
 	};
 	char path[PATH_MAX];
 	int n = 0;

@@ -52,6 +52,12 @@ struct ec_traffic_opts {
 	pid_t pid;		/* attach to this process only; -1 = all */
 	uint32_t filter_tgid;	/* in-kernel filters, 0 = off */
 	uint64_t filter_cgid;
+	/*
+	 * Fewer traps: leave the per-lookup hit probe out and derive hits
+	 * as lookups - misses (EC_TRAFFIC_DERIVED_HITS).
+	 */
+	bool light;
+	bool routing_only;	/* attach route_chunk only (profiles) */
 };
 
 int ec_traffic_open(const struct ec_traffic_opts *o, struct ec_traffic **out);
@@ -65,8 +71,8 @@ int ec_traffic_pin(struct ec_traffic *t, const char *dir);
 
 /* A copy of the maps, as a dense (n_layer, n_expert) grid. */
 struct ec_traffic_snap {
-	uint32_t n_layer, n_expert;	/* from route_batch, else max + 1 */
-	uint64_t n_tokens;		/* max over layers */
+	uint32_t n_layer, n_expert;	/* from route_chunk, else max + 1 */
+	uint64_t n_tokens;		/* tokens routed */
 	struct ec_expert_stats *experts;	/* (n_layer, n_expert) */
 	struct ec_tier_stats tiers[EC_BPF_MAX_TIERS];
 	struct ec_traffic_meta meta;

@@ -30,14 +30,6 @@ struct {
 	__type(value, struct ec_tier_stats);
 } load_latency SEC(".maps");
 
-/* Tokens routed per layer (max over layers = tokens seen). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, EC_BPF_MAX_LAYERS);
-	__type(key, __u32);
-	__type(value, __u64);
-} layer_tokens SEC(".maps");
-
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -124,20 +116,45 @@ static __always_inline __u64 f32_to_q16(__u32 bits)
 	return mant >> (134 - exp);
 }
 
-struct route_ctx {
-	const __s32 *ids;	/* (n_tok, k) in the traced process */
-	const __u32 *wts;	/* (n_tok, k) float32 bits */
-	__u32 layer;
-	__u32 n_expert;
-	__u32 k;
-	__u64 base;		/* tokens of this layer before the batch */
+/*
+ * route_chunk hands over a whole forward chunk: (n_layer, n_tok, k) ids and
+ * weights in the traced process.  They are copied in pieces of ROUTE_PIECE
+ * pairs, two user-memory reads per piece (such a read costs about as much
+ * as the rest of the program, so never one per pair), into a per-CPU
+ * buffer, and walked with bpf_loop.
+ */
+#define ROUTE_PIECE 2048
+
+struct route_buf {
+	__s32 ids[ROUTE_PIECE];
+	__u32 wts[ROUTE_PIECE];	/* float32 bits */
 };
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct route_buf);
+} route_scratch SEC(".maps");
 
 /*
  * Callback state must stay constant across iterations (the verifier
- * checks bpf_loop callbacks until their states converge), so drops are
- * counted in the map, not in route_ctx.
+ * checks bpf_loop callbacks until their states converge): counters live
+ * in maps, positions are recomputed from the index.
  */
+struct route_ctx {
+	struct route_buf *buf;
+	const __s32 *ids;	/* in the traced process */
+	const __u32 *wts;
+	__u64 pairs;		/* n_layer * n_tok * k */
+	__u32 per_layer;	/* n_tok * k */
+	__u32 k;
+	__u32 n_expert;
+	__u32 first;		/* pair index of buf->ids[0] */
+	__u64 base;		/* tokens seen before this chunk */
+	__u64 seq;		/* this chunk's sequence number */
+};
+
 static __always_inline void drop(__u64 n)
 {
 	__u32 zero = 0;
@@ -151,55 +168,90 @@ static long route_one(__u32 i, void *data)
 {
 	struct route_ctx *rc = data;
 	struct ec_expert_stats *st;
-	__s32 id = -1;
-	__u32 wb = 0;
+	__u32 p, layer, wb;
+	__s32 id;
 
-	if (bpf_probe_read_user(&id, sizeof(id), rc->ids + i) || id < 0 ||
-	    (__u32)id >= rc->n_expert) {
+	if (i >= ROUTE_PIECE)
+		return 1;
+	id = rc->buf->ids[i];
+	wb = rc->buf->wts[i];
+	p = rc->first + i;
+	layer = p / rc->per_layer;
+	if (id < 0)
+		return 0;		/* a layer that did not route */
+	if ((__u32)id >= rc->n_expert) {
 		drop(1);
 		return 0;
 	}
-	bpf_probe_read_user(&wb, sizeof(wb), rc->wts + i);
-	st = expert(rc->layer, (__u32)id);
+	st = expert(layer, (__u32)id);
 	if (!st) {
 		drop(1);
 		return 0;
 	}
 	__sync_fetch_and_add(&st->routed, 1);
 	__sync_fetch_and_add(&st->weight_q16, f32_to_q16(wb));
-	st->last_token = rc->base + i / rc->k + 1;
+	st->last_token = rc->base + (p % rc->per_layer) / rc->k + 1;
+	/* one lookup (expert fetch) per chunk and layer routing to it */
+	if (st->last_batch != (rc->seq << 12 | layer)) {
+		st->last_batch = rc->seq << 12 | layer;
+		__sync_fetch_and_add(&st->lookups, 1);
+	}
+	return 0;
+}
+
+/* One piece: copy it in, walk it.  rc->first is set by the caller. */
+static long route_piece(__u32 j, void *data)
+{
+	struct route_ctx *rc = data;
+	__u64 first = (__u64)j * ROUTE_PIECE, n;
+
+	if (first >= rc->pairs)
+		return 1;
+	n = rc->pairs - first;
+	if (n > ROUTE_PIECE)
+		n = ROUTE_PIECE;
+	rc->first = first;
+	if (bpf_probe_read_user(rc->buf->ids, n * sizeof(__s32),
+				rc->ids + first) ||
+	    bpf_probe_read_user(rc->buf->wts, n * sizeof(__u32),
+				rc->wts + first)) {
+		drop(n);
+		return 0;
+	}
+	bpf_loop(n, route_one, rc, 0);
 	return 0;
 }
 
 SEC("usdt")
-int BPF_USDT(ec_route_batch, __u32 layer, __u32 n_layer, __u32 n_expert,
-	     __u32 n_tok, __u32 k, __u64 pos0, const __s32 *ids,
-	     const float *wts)
+int BPF_USDT(ec_route_chunk, __u32 n_layer, __u32 n_expert, __u32 n_tok,
+	     __u32 k, __u64 pos0, const __s32 *ids, const float *wts)
 {
 	struct route_ctx rc = { .ids = ids, .wts = (const __u32 *)wts,
-				.layer = layer, .n_expert = n_expert, .k = k };
+				.k = k, .n_expert = n_expert };
 	struct ec_traffic_meta *m;
-	__u64 *tok, pairs = (__u64)n_tok * k;
-	__u32 l = layer;
+	__u32 zero = 0;
 
-	if (!traced() || !k)
+	if (!traced() || !k || !n_tok || !n_layer ||
+	    n_layer > EC_BPF_MAX_LAYERS)
 		return 0;
+	rc.buf = bpf_map_lookup_elem(&route_scratch, &zero);
 	m = meta();
-	tok = bpf_map_lookup_elem(&layer_tokens, &l);
-	if (tok)
-		rc.base = __sync_fetch_and_add(tok, n_tok);
-	if (m) {
-		m->n_layer = n_layer;
-		m->n_expert = n_expert;
-		m->k = k;
-		__sync_fetch_and_add(&m->route_batches, 1);
-		__sync_fetch_and_add(&m->route_pairs, pairs);
+	if (!rc.buf || !m)
+		return 0;
+	rc.per_layer = n_tok * k;
+	rc.pairs = (__u64)rc.per_layer * n_layer;
+	rc.base = __sync_fetch_and_add(&m->tokens, n_tok);
+	rc.seq = __sync_fetch_and_add(&m->route_chunks, 1) + 1;
+	__sync_fetch_and_add(&m->route_pairs, rc.pairs);
+	m->n_layer = n_layer;
+	m->n_expert = n_expert;
+	m->k = k;
+	if (rc.pairs > EC_BPF_MAX_ROUTE) {
+		drop(rc.pairs - EC_BPF_MAX_ROUTE);
+		rc.pairs = EC_BPF_MAX_ROUTE;
 	}
-	if (pairs > EC_BPF_MAX_ROUTE) {
-		drop(pairs - EC_BPF_MAX_ROUTE);
-		pairs = EC_BPF_MAX_ROUTE;
-	}
-	bpf_loop((__u32)pairs, route_one, &rc, 0);
+	bpf_loop((rc.pairs + ROUTE_PIECE - 1) / ROUTE_PIECE, route_piece, &rc,
+		 0);
 	return 0;
 }
 

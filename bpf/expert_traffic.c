@@ -39,7 +39,7 @@ static const struct {
 	const char *probe;
 	const char *prog;
 } probes[] = {
-	{ "route_batch", "ec_route_batch" },
+	{ "route_chunk", "ec_route_chunk" },
 	{ "hit", "ec_hit" },
 	{ "miss", "ec_miss" },
 	{ "load_done", "ec_load_done" },
@@ -58,15 +58,24 @@ struct ec_traffic {
 	char failed[512];
 };
 
+/*
+ * Optional probes first, route_chunk (required) last: its semaphore tells
+ * the traced process (and the overhead benchmark) that tracing is on, so
+ * it goes up only once everything is in place.
+ */
 static int attach_all(struct ec_traffic *t, const struct ec_traffic_opts *o)
 {
-	size_t i, len = 0;
+	size_t i, j, len = 0;
 
-	for (i = 0; i < N_PROBES; i++) {
+	for (j = 0; j < N_PROBES; j++) {
 		struct bpf_program *prog;
 		struct bpf_link *link;
 		int err;
 
+		i = N_PROBES - 1 - j;
+		if ((o->routing_only && i > 0) ||
+		    (o->light && !strcmp(probes[i].probe, "hit")))
+			continue;
 		prog = bpf_object__find_program_by_name(t->skel->obj,
 							probes[i].prog);
 		if (!prog)
@@ -97,6 +106,10 @@ static int attach_all(struct ec_traffic *t, const struct ec_traffic_opts *o)
 			continue;
 		}
 		t->links[i] = link;
+	}
+	for (i = 0; i < N_PROBES; i++) {
+		if (!t->links[i])
+			continue;
 		len += snprintf(t->attached + len, sizeof(t->attached) - len,
 				"%s%s", len ? " " : "", probes[i].probe);
 		if (len >= sizeof(t->attached))
@@ -134,6 +147,13 @@ int ec_traffic_open(const struct ec_traffic_opts *o, struct ec_traffic **out)
 		ret = ec_bpf_libbpf_err(ret, "expert_traffic: load");
 		goto err;
 	}
+	if (o->light) {
+		struct ec_traffic_meta m = { .flags = EC_TRAFFIC_DERIVED_HITS };
+		uint32_t zero = 0;
+
+		bpf_map_update_elem(bpf_map__fd(t->skel->maps.traffic_meta),
+				    &zero, &m, BPF_ANY);
+	}
 	ret = attach_all(t, o);
 	if (ret < 0)
 		goto err;
@@ -170,7 +190,7 @@ int ec_traffic_pin(struct ec_traffic *t, const char *dir)
 {
 	struct bpf_map *maps[] = {
 		t->skel->maps.expert_counts, t->skel->maps.load_latency,
-		t->skel->maps.layer_tokens, t->skel->maps.traffic_meta,
+		t->skel->maps.traffic_meta,
 	};
 	size_t i;
 	int ret = ec_bpf_pin_dir(dir);
@@ -180,8 +200,8 @@ int ec_traffic_pin(struct ec_traffic *t, const char *dir)
 	return ret;
 }
 
-/* fds: expert_counts, load_latency, layer_tokens, traffic_meta */
-static int read_fds(const int fd[4], struct ec_traffic_snap *s)
+/* fds: expert_counts, load_latency, traffic_meta */
+static int read_fds(const int fd[3], struct ec_traffic_snap *s)
 {
 	struct ec_expert_key *keys = NULL;
 	struct ec_expert_stats *vals = NULL;
@@ -189,7 +209,7 @@ static int read_fds(const int fd[4], struct ec_traffic_snap *s)
 	int ret;
 
 	memset(s, 0, sizeof(*s));
-	if (bpf_map_lookup_elem(fd[3], &zero, &s->meta) < 0)
+	if (bpf_map_lookup_elem(fd[2], &zero, &s->meta) < 0)
 		return ec_err(-errno, "traffic_meta: %s", strerror(errno));
 	for (i = 0; i < EC_BPF_MAX_TIERS; i++)
 		if (bpf_map_lookup_elem(fd[1], &i, &s->tiers[i]) < 0)
@@ -225,13 +245,22 @@ static int read_fds(const int fd[4], struct ec_traffic_snap *s)
 	for (i = 0; i < n; i++)
 		s->experts[(size_t)keys[i].layer * ne + keys[i].expert] =
 			vals[i];
-	for (i = 0; i < nl; i++) {
-		uint64_t tok = 0;
+	/* derived hits only where a cache showed up (else nothing to hit) */
+	if ((s->meta.flags & EC_TRAFFIC_DERIVED_HITS) &&
+	    (s->tiers[EC_BPF_TIER_HOST].misses ||
+	     s->tiers[EC_BPF_TIER_HOST].loads)) {
+		struct ec_tier_stats *host = &s->tiers[EC_BPF_TIER_HOST];
 
-		if (bpf_map_lookup_elem(fd[2], &i, &tok) == 0 &&
-		    tok > s->n_tokens)
-			s->n_tokens = tok;
+		host->hits = 0;
+		for (i = 0; i < (uint64_t)nl * ne; i++) {
+			struct ec_expert_stats *x = &s->experts[i];
+
+			x->hits = x->lookups > x->misses ?
+				  x->lookups - x->misses : 0;
+			host->hits += x->hits;
+		}
 	}
+	s->n_tokens = s->meta.tokens;
 out:
 	free(keys);
 	free(vals);
@@ -240,10 +269,9 @@ out:
 
 int ec_traffic_read(struct ec_traffic *t, struct ec_traffic_snap *s)
 {
-	int fd[4] = {
+	int fd[3] = {
 		bpf_map__fd(t->skel->maps.expert_counts),
 		bpf_map__fd(t->skel->maps.load_latency),
-		bpf_map__fd(t->skel->maps.layer_tokens),
 		bpf_map__fd(t->skel->maps.traffic_meta),
 	};
 
@@ -252,22 +280,21 @@ int ec_traffic_read(struct ec_traffic *t, struct ec_traffic_snap *s)
 
 int ec_traffic_read_pinned(const char *dir, struct ec_traffic_snap *s)
 {
-	static const char *const names[4] = {
-		"expert_counts", "load_latency", "layer_tokens",
-		"traffic_meta",
+	static const char *const names[3] = {
+		"expert_counts", "load_latency", "traffic_meta",
 	};
-	int fd[4] = { -1, -1, -1, -1 }, ret = 0, i;
+	int fd[3] = { -1, -1, -1 }, ret = 0, i;
 
 	memset(s, 0, sizeof(*s));
 	ret = ec_bpf_check(true);
-	for (i = 0; ret >= 0 && i < 4; i++) {
+	for (i = 0; ret >= 0 && i < 3; i++) {
 		fd[i] = ec_bpf_open_pinned(dir, names[i]);
 		if (fd[i] < 0)
 			ret = fd[i];
 	}
 	if (ret >= 0)
 		ret = read_fds(fd, s);
-	for (i = 0; i < 4; i++)
+	for (i = 0; i < 3; i++)
 		if (fd[i] >= 0)
 			close(fd[i]);
 	return ret;

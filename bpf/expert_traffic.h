@@ -7,11 +7,12 @@
 #ifndef EC_EXPERT_TRAFFIC_H
 #define EC_EXPERT_TRAFFIC_H
 
-#define EC_BPF_HIST_SLOTS 40	/* log2 buckets: slot i holds [2^i, 2^(i+1)) */
+/* log2 buckets: slot i holds [2^i, 2^(i+1)) */
+#define EC_BPF_HIST_SLOTS 40
 #define EC_BPF_MAX_TIERS 4
 #define EC_BPF_MAX_LAYERS 1024
 #define EC_BPF_MAX_KEYS 262144	/* (layer, expert) pairs tracked */
-#define EC_BPF_MAX_ROUTE 16384	/* (token, expert) pairs per route_batch */
+#define EC_BPF_MAX_ROUTE (1u << 22)	/* pairs per route_chunk */
 
 /* Same numbers as enum ec_tier in ec_probes.h (the loader checks). */
 #define EC_BPF_TIER_VRAM 0
@@ -26,12 +27,14 @@ struct ec_expert_key {
 
 struct ec_expert_stats {
 	__u64 routed;		/* (token, expert) selections */
+	__u64 lookups;		/* forward chunks routing to it at least
+				   once: the fetches of the expert */
 	__u64 weight_q16;	/* sum of their gate weights, 16.16 */
 	__u64 hits;		/* lookups that found it ready */
 	__u64 misses;		/* lookups that loaded or waited */
 	__u64 loads;		/* loads completed */
 	__u64 load_bytes;	/* bytes those loads moved */
-	__u64 load_ns;		/* their summed issue-to-completion time */
+	__u64 load_ns;		/* summed issue-to-completion time */
 	__u64 load_errors;
 	__u64 evictions;
 	__u64 prefetch_issued;
@@ -40,6 +43,8 @@ struct ec_expert_stats {
 	__u64 last_token;	/* 1 + index of the last token routed to it
 				   (tokens counted per layer from attach);
 				   0 = never */
+	__u64 last_batch;	/* private: chunk << 12 | layer that last
+				   counted a lookup */
 };
 
 /* load_latency value, one per tier (array index = EC_BPF_TIER_*). */
@@ -53,17 +58,27 @@ struct ec_tier_stats {
 	__u64 slots[EC_BPF_HIST_SLOTS];	/* load latency, log2 ns */
 };
 
+/*
+ * The hit probe was not attached (`trace --light`): hits are derived as
+ * lookups - misses (one fetch per chunk and routed expert, each a hit or
+ * a miss), which holds for the host-tier cache of the CPU forward pass.
+ */
+#define EC_TRAFFIC_DERIVED_HITS 1u
+
 /* traffic_meta[0]: what the probes said about the model and the run. */
 struct ec_traffic_meta {
-	__u32 n_layer;		/* from route_batch */
+	__u32 n_layer;		/* from route_chunk */
 	__u32 n_expert;
 	__u32 k;		/* experts per token (last seen) */
 	__u32 tgid;		/* last process seen */
-	__u64 route_batches;	/* route_batch events */
-	__u64 route_pairs;	/* (token, expert) pairs seen */
-	__u64 dropped;		/* of those, not counted: map full, bad id,
-				   more than EC_BPF_MAX_ROUTE in one batch */
-	__u64 first_ns;		/* first and last event, bpf_ktime_get_ns */
+	__u32 flags;		/* EC_TRAFFIC_*, set by the loader */
+	__u32 pad;
+	__u64 tokens;		/* tokens routed (forward chunks' sizes) */
+	__u64 route_chunks;	/* route_chunk events (forward chunks) */
+	__u64 route_pairs;	/* (layer, token, expert) decisions seen */
+	__u64 dropped;		/* of those not counted: map full, bad id,
+				   more than EC_BPF_MAX_ROUTE in one chunk */
+	__u64 first_ns;		/* first and last event (ktime ns) */
 	__u64 last_ns;
 };
 

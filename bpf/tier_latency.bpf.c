@@ -264,7 +264,7 @@ int ec_rq_complete(struct bpf_raw_tracepoint_args *ctx)
 	s = bpf_map_lookup_elem(&blk_start, &key);
 	if (!s)
 		return 0;
-	if (!s->ts) {		/* completed without being issued (error) */
+	if (!s->ts) {	/* completed without being issued (error) */
 		bpf_map_delete_elem(&blk_start, &key);
 		return 0;
 	}

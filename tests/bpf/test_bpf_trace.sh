@@ -81,16 +81,16 @@ for e in entries:
     if set(k) != {"layer", "expert"}:
         sys.exit("key is not {layer, expert}: %r" % k)
     grid[k["layer"]][k["expert"]] = e["value"]["routed"]
-if grid != r["routed"]:
+if grid != r["routed_counts"]:
     print("    dump   ", grid)
-    print("    runtime", r["routed"])
+    print("    runtime", r["routed_counts"])
     sys.exit(1)
 EOF
 }
 
 nothing_left() {	# no pinned maps, no programs of ours loaded
 	[ ! -e "$PIN/expert_counts" ] && [ ! -e "$PIN/block_latency" ] &&
-		! "$BPFTOOL" prog show 2>/dev/null | grep -qE 'ec_route_batch|ec_rq_issue'
+		! "$BPFTOOL" prog show 2>/dev/null | grep -qE 'ec_route_chunk|ec_rq_issue'
 }
 
 # 1. Routed counts of a real `expertcache bench` run, pinned and dumped.
@@ -98,30 +98,92 @@ nothing_left() {	# no pinned maps, no programs of ours loaded
 	-p 24 -n 40 --reps 2 --stats-json "$TMP/s1.json" >"$TMP/out1" 2>&1
 check "trace -- bench: exits 0" [ $? -eq 0 ]
 check "routed counts == runtime counters per (layer, expert)" \
-	same_grid "$TMP/t1.json" routed "$TMP/s1.json" routed
+	same_grid "$TMP/t1.json" routed "$TMP/s1.json" routed_counts
 "$BPFTOOL" map dump pinned "$PIN/expert_counts" >"$TMP/dump1.txt" 2>&1
 check "bpftool map dump pinned expert_counts: {layer, expert} keys, same counts" \
 	dump_matches "$TMP/dump1.txt" "$TMP/s1.json"
 check "tokens counted == tokens evaluated" "$PY" -c "
 import json, sys
 t = json.load(open('$TMP/t1.json')); s = json.load(open('$TMP/s1.json'))
-sys.exit(t['n_tokens'] != s['n_tokens'] or t['dropped'] != 0)"
+sys.exit(t['n_tokens'] != s['routed_tokens'] or t['dropped'] != 0)"
 "$CLI" profile --from-bpf --pinned --out "$TMP/p1.json" >"$TMP/pout1" 2>&1 ||
 	sed 's/^/    | /' "$TMP/pout1"
 check "profile --from-bpf --pinned == runtime counters" "$PY" -c "
 import json, sys
 p = json.load(open('$TMP/p1.json')); s = json.load(open('$TMP/s1.json'))
-sys.exit(p['format'] != 'expertcache-profile' or p['counts'] != s['routed']
-         or p['n_tokens'] != s['n_tokens'])"
+sys.exit(p['format'] != 'expertcache-profile' or
+         p['counts'] != s['routed_counts'] or
+         p['n_tokens'] != s['routed_tokens'])"
 "$CLI" trace --unpin >/dev/null 2>&1
 check "trace --unpin removes the pinned maps" nothing_left
+
+# 1a. A real `expertcache run` of the bundled model through the expert
+# cache (O_DIRECT reads, prefetch): everything == its own --stats-json.
+"$CLI" trace --pin --json "$TMP/ta.json" -- "$CLI" run -m "$MODEL" \
+	-p 'def fibonacci(n):' -n 32 --ram-budget 25% --prefetch 4 \
+	--stats-json "$TMP/sa.json" >"$TMP/outa" 2>&1
+check "trace -- run --ram-budget: exits 0" [ $? -eq 0 ]
+check "run: routed counts == its --stats-json per (layer, expert)" \
+	same_grid "$TMP/ta.json" routed "$TMP/sa.json" routed_counts
+check "run: hits, misses, bytes, prefetches == its --stats-json" \
+	"$PY" - "$TMP/ta.json" "$TMP/sa.json" <<'EOF'
+import json, sys
+t = json.load(open(sys.argv[1])); r = json.load(open(sys.argv[2]))
+tot = lambda f: sum(map(sum, t[f]))
+got = (tot("hits"), tot("misses"), tot("load_bytes"), tot("loads"),
+       tot("prefetch_issued"), tot("prefetch_used"))
+want = (r["expert_hits"], r["expert_misses"], r["bytes_read"], r["loads"],
+        r["prefetch_issued"], r["prefetch_used"])
+print("    # hits, misses, bytes, loads, prefetch issued/used:", got)
+sys.exit(got != want or not r["prefetch_issued"])
+EOF
+check "run: block-layer plain-read bytes within 1% of its bytes_read" \
+	"$PY" - "$TMP/ta.json" "$TMP/sa.json" <<'EOF'
+import json, sys
+t = json.load(open(sys.argv[1])); r = json.load(open(sys.argv[2]))
+blk = sum(d["direct_bytes"] for d in t["block"]); eng = r["bytes_read"]
+print("    # block %d, engine %d: %+.3f%%" % (blk, eng, 100.0 * (blk - eng) / eng))
+sys.exit(abs(blk - eng) > 0.01 * eng)
+EOF
+"$CLI" profile --from-stats "$TMP/sa.json" --out "$TMP/pa1.json" >/dev/null 2>&1
+"$CLI" profile --from-bpf --pinned --out "$TMP/pa2.json" >/dev/null 2>&1
+check "profile --from-stats (no BPF) == profile --from-bpf: counts, tokens" \
+	"$PY" -c "
+import json, sys
+a = json.load(open('$TMP/pa1.json')); b = json.load(open('$TMP/pa2.json'))
+sys.exit(a['counts'] != b['counts'] or a['n_tokens'] != b['n_tokens'])"
+"$CLI" trace --unpin >/dev/null 2>&1
+
+# 1c. run --on-miss substitute: the substitute probe, routing after it.
+"$CLI" trace --no-block --json "$TMP/tc.json" -- "$CLI" run -m "$MODEL" \
+	-p 'def f(x):' -n 16 --ram-budget 25% --on-miss substitute \
+	--stats-json "$TMP/sc.json" >/dev/null 2>&1
+check "run --on-miss substitute: substitutions and routing == --stats-json" \
+	"$PY" -c "
+import json, sys
+t = json.load(open('$TMP/tc.json')); s = json.load(open('$TMP/sc.json'))
+n = sum(map(sum, t['substituted']))
+print('    # substitutions', n)
+sys.exit(n != s['substitutions'] or not n or t['routed'] != s['routed_counts'])"
+
+# 1b. A prefill chunk of 600 tokens: 6 x 2400 routing decisions in one
+# probe (the BPF side copies them in pieces of 2048).
+"$CLI" trace --no-block --json "$TMP/t1b.json" -- "$WL" "$MODEL" --slots 0 \
+	-p 600 -n 4 --batch 600 >"$TMP/o1b" 2>&1
+grep '^{' "$TMP/o1b" >"$TMP/r1b.json"
+check "one probe with 2400 pairs: routed == runtime" \
+	same_grid "$TMP/t1b.json" routed "$TMP/r1b.json" routed
+check "... and one probe for the whole prefill chunk (5 chunks in all)" "$PY" -c "
+import json, sys
+t = json.load(open('$TMP/t1b.json'))
+sys.exit(t['route_chunks'] != 5)"
 
 # 2. Without --pin nothing stays; a second trace works and starts from zero.
 "$CLI" trace --json "$TMP/t2.json" -- "$CLI" bench -m "$MODEL" -p 8 -n 16 \
 	--stats-json "$TMP/s2.json" >"$TMP/out2" 2>&1
 check "second trace: exits 0" [ $? -eq 0 ]
 check "second trace: counts == runtime (nothing carried over)" \
-	same_grid "$TMP/t2.json" routed "$TMP/s2.json" routed
+	same_grid "$TMP/t2.json" routed "$TMP/s2.json" routed_counts
 check "detach leaves no pinned maps and no programs" nothing_left
 
 # 3. --pid on a running process, through the expert cache (O_DIRECT).
@@ -180,6 +242,22 @@ EOF
 else
 	skp "block layer bytes: the model's file system has no O_DIRECT"
 fi
+
+# 3b. --light: no hit probe; hits derived as lookups - misses, still exact.
+"$CLI" trace --light --no-block --json "$TMP/t3b.json" -- "$WL" "$MODEL" \
+	--slots 24 -p 16 -n 32 >"$TMP/o3b" 2>"$TMP/err3b"
+check "--light: exits 0, hit probe not attached" \
+	test $? -eq 0 -a -n "$(grep -o '(route_chunk miss ' "$TMP/err3b")"
+grep '^{' "$TMP/o3b" >"$TMP/r3b.json"
+check "--light: derived hits and misses == the cache's" \
+	"$PY" - "$TMP/t3b.json" "$TMP/r3b.json" <<'EOF'
+import json, sys
+t = json.load(open(sys.argv[1])); r = json.load(open(sys.argv[2]))
+got = (sum(map(sum, t["hits"])), sum(map(sum, t["misses"])), t["hits_derived"])
+if got != (r["hits"], r["misses"], True) or not r["hits"]:
+    print("    bpf", got, "runtime", r["hits"], r["misses"])
+    sys.exit(1)
+EOF
 
 # 4. --cgroup: only the process inside the cgroup is counted.
 CG2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)

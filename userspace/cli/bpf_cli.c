@@ -294,7 +294,7 @@ double ec_hist_percentile(const __u64 *slots, int n, double q)
 	for (i = 0; i < n; i++) {
 		acc += slots[i];
 		if (acc >= q * total)
-			return (double)(2ull << i);	/* bucket upper bound */
+			return (double)(2ull << i);	/* bucket's top */
 	}
 	return (double)(2ull << (n - 1));
 }

@@ -19,7 +19,7 @@ struct ec_bpf_target {
 	pid_t pid;		/* --pid, 0 = none */
 	const char *cgroup;	/* --cgroup DIR */
 	const char *binary;	/* --binary PATH */
-	char **cmd;		/* after "--", NULL-terminated; NULL = none */
+	char **cmd;		/* after "--", NULL-terminated, or NULL */
 	double duration;	/* --duration S, 0 = until done */
 
 	/* resolved by ec_bpf_target_prepare */

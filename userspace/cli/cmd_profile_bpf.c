@@ -25,7 +25,8 @@ static void usage(FILE *f)
 		"DIR | -- CMD ARGS]\n"
 		"                           [--duration S] --out P.json\n"
 		"       expertcache profile --from-bpf --pinned --out P.json\n"
-		"       expertcache profile --from-stats S.json --out P.json\n\n"
+		"       expertcache profile --from-stats S.json --out "
+		"P.json\n\n"
 		"Writes the access profile of a running model as the eBPF "
 		"probes see it: the\nsame format as 'profile --from-trace' "
 		"(counts and recency per layer and\nexpert), for 'expertcache "
@@ -156,15 +157,15 @@ int ec_cmd_profile_bpf(int argc, char **argv)
 	to.pid = tg.attach_pid;
 	to.filter_tgid = tg.filter_tgid;
 	to.filter_cgid = tg.filter_cgid;
-	to.routing_only = true;		/* a profile needs only routing */
+	to.routing_only = true;	/* a profile needs only routing */
 	ret = ec_traffic_open(&to, &tr);
 	if (ret < 0) {
 		ec_bpf_cli_error("profile", tg.bin, ret);
 		goto out;
 	}
 	if (*ec_traffic_failed(tr))
-		fprintf(stderr, "expertcache profile: warning: probes not attached: "
-			"%s\n", ec_traffic_failed(tr));
+		fprintf(stderr, "expertcache profile: warning: probes not "
+			"attached: %s\n", ec_traffic_failed(tr));
 	fprintf(stderr, "expertcache profile: probing %s; Ctrl-C to stop\n",
 		tg.bin);
 	ec_bpf_target_start(&tg);

@@ -288,8 +288,8 @@ int ec_cmd_top(int argc, char **argv)
 		goto out;
 	}
 	if (*ec_traffic_failed(tr))
-		fprintf(stderr, "expertcache top: warning: probes not attached: "
-			"%s\n", ec_traffic_failed(tr));
+		fprintf(stderr, "expertcache top: warning: probes not "
+			"attached: %s\n", ec_traffic_failed(tr));
 	if ((tg.filter_tgid || tg.filter_cgid) &&
 	    ec_tierlat_open(tg.filter_tgid, tg.filter_cgid, &tl) < 0)
 		fprintf(stderr, "expertcache top: block layer not traced: %s\n",

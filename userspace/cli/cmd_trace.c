@@ -136,8 +136,8 @@ int ec_cmd_trace(int argc, char **argv)
 		goto out;
 	}
 	if (*ec_traffic_failed(tr))
-		fprintf(stderr, "expertcache trace: warning: probes not attached: "
-			"%s\n", ec_traffic_failed(tr));
+		fprintf(stderr, "expertcache trace: warning: probes not "
+			"attached: %s\n", ec_traffic_failed(tr));
 	if (!no_block && (tg.filter_tgid || tg.filter_cgid)) {
 		ret = ec_tierlat_open(tg.filter_tgid, tg.filter_cgid, &tl);
 		if (ret < 0)

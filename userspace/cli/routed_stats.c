@@ -30,7 +30,8 @@ int ec_routed_stats_json(json_t *o, const struct ec_model *m,
 				(json_int_t)r[(size_t)l * E + e])) < 0)
 				goto nomem;
 	}
-	for (e = 0; e < E; e++)	/* every token routes k experts per layer */
+	/* every token routes k experts in every layer */
+	for (e = 0; e < E; e++)
 		first += r[e];
 	if (json_object_set_new(o, "n_layer", json_integer(m->hp.n_layer)) ||
 	    json_object_set_new(o, "n_expert", json_integer(E)) ||

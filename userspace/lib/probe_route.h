@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 struct ec_probe_route {
-	int32_t *ids;		/* (n_layer, n_tok, k), -1 = layer not routed */
+	int32_t *ids;		/* (n_layer, n_tok, k), -1: not routed */
 	float *wts;		/* (n_layer, n_tok, k) */
 	size_t cap;		/* pairs allocated */
 	uint32_t n_layer, n_tok, k;
