@@ -101,8 +101,9 @@ struct ec_backend_ops {
 	void (*sync)(struct ec_backend *be);
 
 	/*
-	 * Optional slots (NULL when a backend does not provide them; the CPU
-	 * backend leaves both NULL and forward.c then uses the ops above).
+	 * Optional slots (NULL when a backend does not provide them, and
+	 * forward.c then uses the ops above; the CPU backend provides
+	 * moe_ffn, not route).
 	 *
 	 * route: for each of n tokens, softmax over logits (n, n_expert) (a
 	 * backend buffer), the k largest (ties to the lower index), weights

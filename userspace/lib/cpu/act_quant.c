@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
-/* Quantising activation rows to int8 for the integer matmul kernels. */
+/* Activation formats of the dot kernels; rows quantised to int8 for them. */
 #include <math.h>
 #include <string.h>
 
 #include "cpu/cpu.h"
+#include "ec_error.h"
 
 /* Nearest int, ties to even (like _mm256_cvtps_epi32), clamped to int8. */
 static inline int8_t to_q8(float v)
@@ -66,4 +67,51 @@ void ec_cpu_quantize_q8k(uint32_t n, const float *x, struct ec_cpu_q8k_block *y)
 		}
 		y[i].d = d;
 	}
+}
+
+int ec_cpu_dot_of(const struct ec_cpu_kernels *k, uint32_t type,
+		  ec_cpu_dot_fn *dot)
+{
+	switch (type) {
+	case EC_F32:
+		*dot = k->dot_f32;
+		return EC_CPU_ACT_F32;
+	case EC_F16:
+		*dot = k->dot_f16;
+		return EC_CPU_ACT_F32;
+	case EC_BF16:
+		*dot = k->dot_bf16;
+		return EC_CPU_ACT_F32;
+	case EC_Q8_0:
+		*dot = k->dot_q8_0;
+		return EC_CPU_ACT_Q8;
+	case EC_Q4_K:
+		*dot = k->dot_q4_k;
+		return EC_CPU_ACT_Q8K;
+	case EC_Q6_K:
+		*dot = k->dot_q6_k;
+		return EC_CPU_ACT_Q8K;
+	}
+	return -EC_EUNSUPPORTED;
+}
+
+size_t ec_cpu_act_row_bytes(int act, uint32_t n)
+{
+	switch (act) {
+	case EC_CPU_ACT_Q8:
+		return ec_cpu_q8_row_bytes(n);
+	case EC_CPU_ACT_Q8K:
+		return (size_t)n / EC_QK_K * sizeof(struct ec_cpu_q8k_block);
+	}
+	return (size_t)n * sizeof(float);
+}
+
+void ec_cpu_quantize_act(int act, uint32_t n, const float *x, void *dst)
+{
+	if (act == EC_CPU_ACT_Q8)
+		ec_cpu_quantize_q8(n, x, dst);
+	else if (act == EC_CPU_ACT_Q8K)
+		ec_cpu_quantize_q8k(n, x, dst);
+	else if (dst != x)
+		memcpy(dst, x, (size_t)n * sizeof(float));
 }

@@ -94,6 +94,7 @@ static void cpu_destroy(struct ec_backend *be)
 	if (cpu) {
 		ec_cpu_pool_destroy(cpu->pool);
 		free(cpu->qbuf);
+		ec_cpu_moe_free(cpu->moe);
 		free(cpu);
 	}
 	free(be);
@@ -175,6 +176,15 @@ static void cpu_add_scaled(struct ec_backend *be, float *y, const float *x,
 	ec_cpu_add_scaled(cpu_of(be), y, x, scale, n, dim);
 }
 
+static int cpu_moe_ffn(struct ec_backend *be, float *y, const float *x,
+		       uint32_t n, uint32_t layer, uint32_t n_expert,
+		       uint32_t k, const int32_t *ids, const float *weights,
+		       const struct ec_expert_source *src)
+{
+	return ec_cpu_moe_ffn(cpu_of(be), y, x, n, layer, n_expert, k, ids,
+			      weights, src);
+}
+
 static const struct ec_backend_ops cpu_ops = {
 	.name = "cpu",
 	.destroy = cpu_destroy,
@@ -193,6 +203,7 @@ static const struct ec_backend_ops cpu_ops = {
 	.gather = ec_cpu_op_gather,
 	.scatter_add = ec_cpu_op_scatter_add,
 	.sync = cpu_sync,
+	.moe_ffn = cpu_moe_ffn,
 };
 
 int ec_backend_cpu_create_isa(uint32_t n_threads, const char *isa,

@@ -77,6 +77,27 @@ void ec_cpu_quantize_q8(uint32_t n, const float *x, void *row);
 void ec_cpu_quantize_q8k(uint32_t n, const float *x,
 			 struct ec_cpu_q8k_block *y);
 
+/* The activation format a weight type's dot kernel takes */
+enum ec_cpu_act {
+	EC_CPU_ACT_F32, /* float32 row as is */
+	EC_CPU_ACT_Q8,	/* ec_cpu_quantize_q8 (Q8_0 weights) */
+	EC_CPU_ACT_Q8K, /* ec_cpu_quantize_q8k (Q4_K, Q6_K weights) */
+	EC_CPU_ACT_N,
+};
+
+/*
+ * The dot kernel of set `k` for weights of `type` and the activation format
+ * it takes (enum ec_cpu_act), or -EC_EUNSUPPORTED (no message recorded).
+ */
+int ec_cpu_dot_of(const struct ec_cpu_kernels *k, uint32_t type,
+		  ec_cpu_dot_fn *dot);
+
+/* Bytes of one activation row of n values in format `act` */
+size_t ec_cpu_act_row_bytes(int act, uint32_t n);
+
+/* Row x (n) into format `act` at dst (a copy for EC_CPU_ACT_F32) */
+void ec_cpu_quantize_act(int act, uint32_t n, const float *x, void *dst);
+
 extern const struct ec_cpu_kernels ec_cpu_kernels_generic;
 extern const struct ec_cpu_kernels ec_cpu_kernels_avx2;
 /* Filled by ec_cpu_kernels_avx512_init (VNNI variants chosen at run time) */
@@ -118,6 +139,7 @@ struct ec_cpu {
 	const struct ec_cpu_kernels *k;
 	void *qbuf; /* quantised activations of the current matmul */
 	size_t qbuf_size;
+	struct ec_cpu_moe *moe; /* moe_ffn scratch (moe_cpu.c) */
 	/* rope: cached inverse frequencies for (theta, head_dim) */
 	float inv_freq[EC_CPU_MAX_HEAD_DIM / 2];
 	float rope_theta;
@@ -142,6 +164,11 @@ void ec_cpu_silu_mul(struct ec_cpu *cpu, float *g, const float *u, uint32_t n,
 		     uint32_t dim);
 void ec_cpu_add_scaled(struct ec_cpu *cpu, float *y, const float *x,
 		       const float *scale, uint32_t n, uint32_t dim);
+int ec_cpu_moe_ffn(struct ec_cpu *cpu, float *y, const float *x, uint32_t n,
+		   uint32_t layer, uint32_t n_expert, uint32_t k,
+		   const int32_t *ids, const float *weights,
+		   const struct ec_expert_source *src);
+void ec_cpu_moe_free(struct ec_cpu_moe *moe);
 
 /*
  * CPU backend with an explicit kernel set (for tests and benchmarks):
