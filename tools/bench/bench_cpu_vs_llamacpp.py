@@ -33,7 +33,7 @@ def xorshift_ids(n, vocab, seed=1):
 
 def bench_ours(cli, model, threads, n_p, n_d):
     cmd = [cli, "bench", "-m", model, "-p", str(n_p), "-n", str(n_d),
-           "-t", str(threads), "--json"]
+           "-t", str(threads), "--reps", "2", "--json"]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads(out.stdout)
 
