@@ -10,6 +10,7 @@
 #include "ec_error.h"
 #include "ec_model.h"
 #include "ec_trace.h"
+#include "storage_internal.h"
 
 #define PLAN_FORMAT "expertcache-plan"
 
@@ -189,41 +190,24 @@ static int read_keys(json_t *a, const char *path, const char *name,
 
 int ec_plan_load(const char *path, struct ec_plan **out)
 {
-	json_error_t jerr;
 	struct ec_plan *p = NULL;
 	uint8_t *seen = NULL;
+	uint32_t nl, ne;
 	json_t *root;
-	const char *fmt;
-	json_int_t nl, ne;
 	int ret;
 
 	*out = NULL;
-	root = json_load_file(path, 0, &jerr);
-	if (!root)
-		return ec_err(-EC_EFORMAT, "%s:%d: %s", path, jerr.line,
-			      jerr.text);
-	fmt = json_string_value(json_object_get(root, "format"));
-	nl = json_integer_value(json_object_get(root, "n_layer"));
-	ne = json_integer_value(json_object_get(root, "n_expert"));
-	if (!fmt || strcmp(fmt, PLAN_FORMAT) ||
-	    json_integer_value(json_object_get(root, "version")) != 1) {
-		ret = ec_err(-EC_EFORMAT, "%s: 'format': not an expertcache "
-			     "plan (version 1)", path);
-		goto out;
-	}
-	if (nl <= 0 || ne <= 0 || nl > 1024 || ne > 16384) {
-		ret = ec_err(-EC_EFORMAT, "%s: 'n_layer'/'n_expert' out of "
-			     "range", path);
-		goto out;
-	}
+	ret = ec_json_file_load(path, PLAN_FORMAT, "plan", &root, &nl, &ne);
+	if (ret < 0)
+		return ret;
 	p = calloc(1, sizeof(*p));
 	seen = calloc((size_t)nl * ne, 1);
 	if (!p || !seen) {
 		ret = ec_err(-ENOMEM, "out of memory");
 		goto out;
 	}
-	p->n_layer = (uint32_t)nl;
-	p->n_expert = (uint32_t)ne;
+	p->n_layer = nl;
+	p->n_expert = ne;
 	ret = read_keys(json_object_get(root, "vram"), path, "vram", p, seen,
 			&p->vram, &p->n_vram);
 	if (!ret)

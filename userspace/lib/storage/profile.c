@@ -9,6 +9,7 @@
 
 #include "ec_error.h"
 #include "ec_trace.h"
+#include "storage_internal.h"
 
 #define PROFILE_FORMAT "expertcache-profile"
 #define MAX_KEYS (1u << 26)
@@ -206,35 +207,19 @@ static void set_last(void *dst, uint64_t k, json_int_t v)
 
 int ec_profile_load(const char *path, struct ec_profile **out)
 {
-	json_t *root, *last;
-	json_error_t jerr;
 	struct ec_profile *p = NULL;
-	json_int_t nl, ne;
-	const char *fmt, *src;
+	json_t *root, *last;
+	uint32_t nl, ne;
+	const char *src;
 	uint64_t i;
 	int ret;
 
 	*out = NULL;
-	root = json_load_file(path, 0, &jerr);
-	if (!root)
-		return ec_err(-EC_EFORMAT, "%s:%d: %s", path, jerr.line,
-			      jerr.text);
-	fmt = json_string_value(json_object_get(root, "format"));
-	nl = json_integer_value(json_object_get(root, "n_layer"));
-	ne = json_integer_value(json_object_get(root, "n_expert"));
-	if (!fmt || strcmp(fmt, PROFILE_FORMAT) ||
-	    json_integer_value(json_object_get(root, "version")) != 1) {
-		ret = ec_err(-EC_EFORMAT, "%s: 'format': not an expertcache "
-			     "profile (version 1)", path);
-		goto out;
-	}
-	if (nl <= 0 || ne <= 0 || nl > 1024 || ne > 16384) {
-		ret = ec_err(-EC_EFORMAT, "%s: 'n_layer'/'n_expert': %lld x "
-			     "%lld out of range", path, (long long)nl,
-			     (long long)ne);
-		goto out;
-	}
-	ret = profile_alloc((uint32_t)nl, (uint32_t)ne, &p);
+	ret = ec_json_file_load(path, PROFILE_FORMAT, "profile", &root, &nl,
+				&ne);
+	if (ret < 0)
+		return ret;
+	ret = profile_alloc(nl, ne, &p);
 	if (ret < 0)
 		goto out;
 	ret = read_rows(json_object_get(root, "counts"), path, "counts",

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "ec_model.h"
 #include "ec_storage.h"
 
@@ -40,6 +42,14 @@ struct ec_expert_layout {
 	uint64_t bytes;				/* slot bytes used */
 	uint64_t payload;			/* expert bytes */
 };
+
+/*
+ * Load an expertcache JSON file (profile, plan): parse it, check "format"
+ * equals `format` with "version" 1 and n_layer/n_expert are sane.  On
+ * success *root is the document (the caller json_decref()s it).
+ */
+int ec_json_file_load(const char *path, const char *format, const char *what,
+		      json_t **root, uint32_t *n_layer, uint32_t *n_expert);
 
 int ec_expert_layout_compute(const struct ec_model *m, uint32_t layer,
 			     uint32_t e, struct ec_expert_layout *out);
