@@ -7,19 +7,7 @@
 #include "cli.h"
 #include "ec_error.h"
 #include "ec_model.h"
-
-static void human(char *buf, size_t n, uint64_t b)
-{
-	const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-	double v = (double)b;
-	int i = 0;
-
-	while (v >= 1024.0 && i < 4) {
-		v /= 1024.0;
-		i++;
-	}
-	snprintf(buf, n, i ? "%.2f %s" : "%.0f %s", v, u[i]);
-}
+#include "ec_storage.h"
 
 /* bytes per tensor type, indexed by dtype id (< 64) */
 static void add_type(uint64_t *by_type, const struct ec_tensor *t)
@@ -160,10 +148,10 @@ int ec_cmd_inspect(int argc, char **argv)
 	       hp->rope_theta);
 	printf("vocabulary       %u\n", hp->n_vocab);
 	printf("context          %u\n", hp->n_ctx);
-	human(b1, sizeof(b1), per);
+	ec_format_size(per, b1, sizeof(b1));
 	printf("bytes per expert %s (%llu)\n", b1, (unsigned long long)per);
-	human(b2, sizeof(b2), experts);
-	human(b3, sizeof(b3), total);
+	ec_format_size(experts, b2, sizeof(b2));
+	ec_format_size(total, b3, sizeof(b3));
 	printf("expert bytes     %s in %u experts (%.1f%% of %s)\n", b2,
 	       hp->n_layer * hp->n_expert,
 	       total ? 100.0 * experts / total : 0.0, b3);
@@ -171,7 +159,7 @@ int ec_cmd_inspect(int argc, char **argv)
 	for (t = 0; t < 64; t++) {
 		if (!by_type[t])
 			continue;
-		human(b1, sizeof(b1), by_type[t]);
+		ec_format_size(by_type[t], b1, sizeof(b1));
 		printf(" %s %s", ec_dtype_info(t)->name, b1);
 	}
 	printf("\n");
