@@ -132,7 +132,7 @@ void ec_cuda_attention(struct ec_backend *be, float *out, const float *q,
 	}
 	dim3 grid(n_head, n);
 
-	attention_kernel<<<grid, ATT_THREADS, 0, cu->stream>>>(
+	EC_LAUNCH(grid, ATT_THREADS, 0, cu->stream, attention_kernel)(
 		out, q, k_cache, v_cache, pos0, n_head, n_head_kv, head_dim,
 		scale, vec);
 	ret = ec_cuda_fail(cudaGetLastError(), "attention_kernel", __FILE__,

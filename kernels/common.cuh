@@ -45,6 +45,17 @@ int ec_cublas_fail(cublasStatus_t s, const char *call, const char *file,
 					      __LINE__);                      \
 	} while (0)
 
+/*
+ * Every kernel launch is written EC_LAUNCH(grid, block, smem, stream,
+ * kernel)(args...) rather than with the triple-chevron syntax, so the same
+ * source also builds for the CPU emulation in kernels/emu/ (which defines
+ * EC_LAUNCH itself before this header is read).
+ */
+#ifndef EC_LAUNCH
+#define EC_LAUNCH(grid, block, smem, stream, ...)                            \
+	__VA_ARGS__<<<(grid), (block), (smem), (stream)>>>
+#endif
+
 /* A kernel launch: checks the launch itself (not its completion). */
 #define EC_CUDA_LAUNCHED() EC_CUDA_CHECK(cudaGetLastError())
 

@@ -72,10 +72,10 @@ static void launch_gemv(struct ec_cuda *cu, float *y, const void *w,
 			uint64_t row_bytes, uint32_t rows, uint32_t cols,
 			const float *x, uint32_t n, int accumulate, bool vec)
 {
-	gemv_kernel<T, NT>
-		<<<ec_cuda_blocks(rows, GEMV_WARPS), GEMV_WARPS * 32, 0,
-		   cu->stream>>>(y, (const uint8_t *)w, row_bytes, rows, cols,
-				 x, n, accumulate, vec);
+	EC_LAUNCH(ec_cuda_blocks(rows, GEMV_WARPS), GEMV_WARPS * 32, 0,
+		  cu->stream, gemv_kernel<T, NT>)(
+		y, (const uint8_t *)w, row_bytes, rows, cols, x, n, accumulate,
+		vec);
 }
 
 int ec_cuda_dequant(struct ec_cuda *cu, float *dst, enum ec_dtype type,
@@ -88,7 +88,7 @@ int ec_cuda_dequant(struct ec_cuda *cu, float *dst, enum ec_dtype type,
 	if (blocks > 65535u * 4)
 		blocks = 65535u * 4;
 	EC_TYPE_SWITCH(type, T,
-		       dequant_kernel<T><<<blocks, 256, 0, cu->stream>>>(
+		       EC_LAUNCH(blocks, 256, 0, cu->stream, dequant_kernel<T>)(
 			       dst, (const uint8_t *)w, row_bytes, rows,
 			       cols));
 	EC_CUDA_LAUNCHED();

@@ -110,8 +110,8 @@ static int gate_up(struct ec_cuda *cu, const struct ec_slot_layout *ly,
 	if (!np)
 		return 0;
 	EC_TYPE_SWITCH(ly->type[EC_EXPERT_GATE], T,
-		       moe_gate_up_kernel<T>
-		       <<<grid, MOE_WARPS * 32, 0, cu->stream>>>(
+		       EC_LAUNCH(grid, MOE_WARPS * 32, 0,
+				  cu->stream, moe_gate_up_kernel<T>)(
 			       cu->d_h, x, ly->n_embd, ly->n_ff,
 			       cu->slots.d_table, *a, i0,
 			       ly->off[EC_EXPERT_GATE], ly->off[EC_EXPERT_UP],
@@ -131,8 +131,8 @@ static int down(struct ec_cuda *cu, const struct ec_slot_layout *ly,
 	dim3 grid(ec_cuda_blocks(ly->n_embd, MOE_WARPS), n);
 
 	EC_TYPE_SWITCH(ly->type[EC_EXPERT_DOWN], T,
-		       moe_down_kernel<T>
-		       <<<grid, MOE_WARPS * 32, 0, cu->stream>>>(
+		       EC_LAUNCH(grid, MOE_WARPS * 32, 0,
+				  cu->stream, moe_down_kernel<T>)(
 			       y, cu->d_h, ly->n_embd, ly->n_ff, k,
 			       cu->slots.d_table, *a,
 			       ly->off[EC_EXPERT_DOWN],

@@ -165,7 +165,8 @@ static int run_group(struct ec_cuda *cu, const struct ec_slot_layout *ly,
 	int ret;
 
 	EC_TYPE_SWITCH(ly->type[EC_EXPERT_GATE], T,
-		       gate_up_batched<T><<<g1, MOE_WARPS * 32, 0, cu->stream>>>(
+		       EC_LAUNCH(g1, MOE_WARPS * 32, 0,
+				  cu->stream, gate_up_batched<T>)(
 			       cu->d_g, cu->d_xg, dd, u0, cu->slots.d_table, D,
 			       F, ly->off[EC_EXPERT_GATE],
 			       ly->off[EC_EXPERT_UP],
@@ -202,7 +203,8 @@ static int run_group(struct ec_cuda *cu, const struct ec_slot_layout *ly,
 			return ret;
 	}
 	EC_TYPE_SWITCH(ly->type[EC_EXPERT_DOWN], T,
-		       down_batched<T><<<g2, MOE_WARPS * 32, 0, cu->stream>>>(
+		       EC_LAUNCH(g2, MOE_WARPS * 32, 0,
+				  cu->stream, down_batched<T>)(
 			       cu->d_d, cu->d_g, dd, u0, cu->slots.d_table, D,
 			       F, ly->off[EC_EXPERT_DOWN],
 			       ly->row_bytes[EC_EXPERT_DOWN], vd,
@@ -315,8 +317,9 @@ int ec_cuda_moe_grouped(struct ec_cuda *cu, float *y, const float *x,
 			const int32_t *d_pos = d_tok + np;
 			const float *d_w = (const float *)(d_pos + np);
 
-			combine_kernel<<<ec_cuda_blocks((size_t)n * D, 256), 256,
-					 0, cu->stream>>>(y, cu->d_d, d_pos, d_w,
+			EC_LAUNCH(ec_cuda_blocks((size_t)n * D, 256), 256, 0,
+				  cu->stream, combine_kernel)(
+				y, cu->d_d, d_pos, d_w,
 							  n, k, D);
 			ret = ec_cuda_fail(cudaGetLastError(), "combine_kernel",
 					   __FILE__, __LINE__);

@@ -50,8 +50,8 @@ void ec_cuda_rmsnorm(struct ec_backend *be, float *y, const float *x,
 	int ret = ec_cuda_weight_f32(cu, w, &dw);
 
 	if (ret >= 0 && n) {
-		rmsnorm_kernel<<<n, ROW_THREADS, 0, cu->stream>>>(y, x, dw, dim,
-								 eps);
+		EC_LAUNCH(n, ROW_THREADS, 0, cu->stream, rmsnorm_kernel)(
+			y, x, dw, dim, eps);
 		ret = ec_cuda_fail(cudaGetLastError(), "rmsnorm_kernel",
 				   __FILE__, __LINE__);
 	}
@@ -75,8 +75,9 @@ void ec_cuda_add_bias(struct ec_backend *be, float *x,
 	int ret = ec_cuda_weight_f32(cu, b, &db);
 
 	if (ret >= 0 && n) {
-		add_bias_kernel<<<ec_cuda_blocks((size_t)n * dim, 256), 256, 0,
-				  cu->stream>>>(x, db, n, dim);
+		EC_LAUNCH(ec_cuda_blocks((size_t)n * dim, 256), 256, 0,
+			  cu->stream, add_bias_kernel)(
+			x, db, n, dim);
 		ret = ec_cuda_fail(cudaGetLastError(), "add_bias_kernel",
 				   __FILE__, __LINE__);
 	}
@@ -156,7 +157,7 @@ static int rope(struct ec_cuda *cu, float *x, const int32_t *pos, uint32_t n,
 			return ret;
 		dpos = cu->d_idx;
 	}
-	rope_kernel<<<ec_cuda_blocks(total, 256), 256, 0, cu->stream>>>(
+	EC_LAUNCH(ec_cuda_blocks(total, 256), 256, 0, cu->stream, rope_kernel)(
 		x, dpos, inl, cu->d_inv_freq, n, n_heads, head_dim,
 		style == EC_ROPE_NORM);
 	EC_CUDA_LAUNCHED();
@@ -186,7 +187,8 @@ int ec_cuda_silu_mul_dev(struct ec_cuda *cu, float *g, const float *u,
 {
 	if (!count)
 		return 0;
-	silu_mul_kernel<<<ec_cuda_blocks(count, 256), 256, 0, cu->stream>>>(
+	EC_LAUNCH(ec_cuda_blocks(count, 256), 256, 0,
+		  cu->stream, silu_mul_kernel)(
 		g, u, count);
 	EC_CUDA_LAUNCHED();
 	return 0;
@@ -236,8 +238,9 @@ void ec_cuda_add_scaled(struct ec_backend *be, float *y, const float *x,
 		ds = cu->d_val;
 	}
 	if (ret >= 0) {
-		add_scaled_kernel<<<ec_cuda_blocks(total, 256), 256, 0,
-				    cu->stream>>>(y, x, ds, inl, scale != NULL,
+		EC_LAUNCH(ec_cuda_blocks(total, 256), 256, 0,
+			  cu->stream, add_scaled_kernel)(
+			y, x, ds, inl, scale != NULL,
 						  n, dim);
 		ret = ec_cuda_fail(cudaGetLastError(), "add_scaled_kernel",
 				   __FILE__, __LINE__);
@@ -295,7 +298,7 @@ int ec_cuda_get_rows(struct ec_backend *be, float *dst,
 	dim3 grid(ec_cuda_blocks(cols, 256), n);
 
 	EC_TYPE_SWITCH(t->type, T,
-		       get_rows_kernel<T><<<grid, 256, 0, cu->stream>>>(
+		       EC_LAUNCH(grid, 256, 0, cu->stream, get_rows_kernel<T>)(
 			       dst, (const uint8_t *)w, row_bytes, cols, dids,
 			       inl));
 	EC_CUDA_LAUNCHED();
@@ -321,7 +324,8 @@ int ec_cuda_gather_dev(struct ec_cuda *cu, float *dst, const float *src,
 		return 0;
 	dim3 grid(ec_cuda_blocks(dim, 256), n);
 
-	gather_kernel<<<grid, 256, 0, cu->stream>>>(dst, src, d_idx, dim);
+	EC_LAUNCH(grid, 256, 0, cu->stream, gather_kernel)(
+		dst, src, d_idx, dim);
 	EC_CUDA_LAUNCHED();
 	return 0;
 }
@@ -352,7 +356,8 @@ int ec_cuda_scatter_add_dev(struct ec_cuda *cu, float *y, const float *x,
 {
 	if (!n || !dim)
 		return 0;
-	scatter_add_kernel<<<ec_cuda_blocks(dim, 128), 128, 0, cu->stream>>>(
+	EC_LAUNCH(ec_cuda_blocks(dim, 128), 128, 0,
+		  cu->stream, scatter_add_kernel)(
 		y, x, d_idx, d_scale, n, dim);
 	EC_CUDA_LAUNCHED();
 	return 0;

@@ -137,7 +137,7 @@ int ec_cuda_route(struct ec_backend *be, const float *logits, uint32_t n,
 	ret = route_buffers(cu, (size_t)n * k);
 	if (ret < 0)
 		return ret;
-	route_kernel<<<n, 32, 0, cu->stream>>>(logits, n_expert, k, norm,
+	EC_LAUNCH(n, 32, 0, cu->stream, route_kernel)(logits, n_expert, k, norm,
 					       mask ? cu->d_mask : NULL,
 					       cu->dh_ids, cu->dh_w);
 	EC_CUDA_LAUNCHED();

@@ -233,7 +233,8 @@ int ec_cuda_slots_publish(struct ec_cuda *cu)
 			u.addr[u.n] = S->upd[i].addr;
 			u.ready[u.n] = S->upd[i].ready;
 		}
-		table_update_kernel<<<1, 1, 0, cu->stream>>>(S->d_table, u);
+		EC_LAUNCH(1, 1, 0, cu->stream, table_update_kernel)(
+			S->d_table, u);
 		EC_CUDA_LAUNCHED();
 	}
 	S->n_upd = 0;

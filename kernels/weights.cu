@@ -158,9 +158,9 @@ static int lookup(struct ec_cuda *cu, const struct ec_tensor *t, int as_f32,
 				   __FILE__, __LINE__);
 		if (ret >= 0) {
 			EC_TYPE_SWITCH(t->type, T,
-				       to_f32_kernel<T>
-				       <<<ec_cuda_blocks(n, 256), 256, 0,
-					  cu->stream>>>((float *)dev,
+				       EC_LAUNCH(ec_cuda_blocks(n, 256), 256, 0,
+						  cu->stream, to_f32_kernel<T>)(
+						(float *)dev,
 							(const uint8_t *)raw,
 							(uint32_t)n));
 			ret = ec_cuda_fail(cudaStreamSynchronize(cu->stream),
