@@ -18,6 +18,7 @@ struct synth_spec {
 	enum ec_dtype t_embd, t_attn, t_out, t_gate_up, t_down;
 	uint64_t seed;
 	int as_f32;
+	int with_vocab;	/* a byte-level BPE vocabulary, so llama.cpp loads it */
 };
 
 struct synth_tensor {
@@ -131,6 +132,88 @@ static inline uint32_t synth_tensors(const struct synth_spec *s,
 	return n;
 }
 
+static inline void sw_key(struct synth_w *w, const char *k, uint32_t type)
+{
+	sw_str(w, k);
+	sw_u32(w, type);
+}
+
+/* GPT-2's printable stand-in for byte b, as UTF-8 into out (<= 3 bytes). */
+static inline void synth_byte_token(unsigned b, char out[4])
+{
+	unsigned cp = b, n = 0;
+
+	if (!((b >= '!' && b <= '~') || (b >= 0xa1 && b <= 0xac) ||
+	      (b >= 0xae && b <= 0xff))) {
+		/* the bytes without a printable self map to 256.. in order */
+		for (unsigned c = 0; c < b; c++)
+			if (!((c >= '!' && c <= '~') ||
+			      (c >= 0xa1 && c <= 0xac) ||
+			      (c >= 0xae && c <= 0xff)))
+				n++;
+		cp = 256 + n;
+	}
+	if (cp < 0x80) {
+		out[0] = (char)cp;
+		out[1] = 0;
+	} else {
+		out[0] = (char)(0xc0 | (cp >> 6));
+		out[1] = (char)(0x80 | (cp & 0x3f));
+		out[2] = 0;
+	}
+}
+
+/*
+ * A well-formed byte-level BPE vocabulary of n_vocab tokens (what llama.cpp
+ * needs to load the file; expertcache's benchmarks use token ids): the 256
+ * byte tokens, the 676 merges of two lowercase letters, filler, and Qwen's
+ * three special tokens at the end (at their real ids for a full vocabulary).
+ * Keys: tokenizer.ggml.{model,pre,tokens,token_type,merges,eos_token_id}.
+ */
+static inline void synth_vocab(struct synth_w *w, uint32_t n_vocab)
+{
+	static const char *const special[3] = { "<|endoftext|>",
+						"<|im_start|>", "<|im_end|>" };
+	uint32_t sp0 = n_vocab >= 151646 ? 151643 : n_vocab - 3;
+	char tok[64];
+
+	sw_key(w, "tokenizer.ggml.model", 8);
+	sw_str(w, "gpt2");
+	sw_key(w, "tokenizer.ggml.pre", 8);
+	sw_str(w, "qwen2");
+	sw_key(w, "tokenizer.ggml.tokens", 9);
+	sw_u32(w, 8);
+	sw_u64(w, n_vocab);
+	for (uint32_t i = 0; i < n_vocab; i++) {
+		if (i < 256) {
+			synth_byte_token(i, tok);
+		} else if (i < 256 + 676) {
+			tok[0] = (char)('a' + (i - 256) / 26);
+			tok[1] = (char)('a' + (i - 256) % 26);
+			tok[2] = 0;
+		} else if (i >= sp0 && i < sp0 + 3) {
+			snprintf(tok, sizeof(tok), "%s", special[i - sp0]);
+		} else {
+			snprintf(tok, sizeof(tok), "<|synthetic_%u|>", i);
+		}
+		sw_str(w, tok);
+	}
+	sw_key(w, "tokenizer.ggml.token_type", 9);
+	sw_u32(w, 5);	/* int32: 1 normal, 3 control, 5 unused */
+	sw_u64(w, n_vocab);
+	for (uint32_t i = 0; i < n_vocab; i++)
+		sw_u32(w, i < 256 + 676 ? 1 : (i >= sp0 && i < sp0 + 3) ? 3 : 5);
+	sw_key(w, "tokenizer.ggml.merges", 9);
+	sw_u32(w, 8);
+	sw_u64(w, 676);
+	for (uint32_t i = 0; i < 676; i++) {
+		snprintf(tok, sizeof(tok), "%c %c", 'a' + i / 26, 'a' + i % 26);
+		sw_str(w, tok);
+	}
+	sw_key(w, "tokenizer.ggml.eos_token_id", 4);
+	sw_u32(w, sp0 + 2);
+}
+
 /* Write the model; 0 or a negative error. */
 static inline int synth_write(const char *path, const struct synth_spec *s)
 {
@@ -156,7 +239,8 @@ static inline int synth_write(const char *path, const struct synth_spec *s)
 	sw_u32(&w, 0x46554747);	/* "GGUF" */
 	sw_u32(&w, 3);
 	sw_u64(&w, n);
-	sw_u64(&w, 13);	/* the keys below */
+	/* the keys below, and the vocabulary's six */
+	sw_u64(&w, 14 + (s->with_vocab ? 6 : 0));
 	sw_str(&w, "general.architecture");
 	sw_u32(&w, 8);
 	sw_str(&w, "qwen3moe");
@@ -172,6 +256,10 @@ static inline int synth_write(const char *path, const struct synth_spec *s)
 	sw_kv_u32(&w, "expert_feed_forward_length", s->n_ff);
 	sw_kv_f32(&w, "rope.freq_base", 1000000.0f);
 	sw_kv_f32(&w, "attention.layer_norm_rms_epsilon", 1e-6f);
+	/* Qwen3-30B-A3B's dense width; llama.cpp reads it, we do not */
+	sw_kv_u32(&w, "feed_forward_length", 6144);
+	if (s->with_vocab)
+		synth_vocab(&w, s->n_vocab);
 	for (uint32_t i = 0; i < n; i++) {
 		enum ec_dtype ty = s->as_f32 ? EC_F32 : t[i].type;
 		uint64_t ne = t[i].ne[0] * t[i].ne[1] * t[i].ne[2];

@@ -59,5 +59,7 @@ struct ec_model;
 int ec_cli_backend_open(const char *cmd, const char *kind,
 			const char *vram_budget, uint32_t threads,
 			const struct ec_model *m, struct ec_backend **out);
+/* "cpu avx512" or "cuda NVIDIA H100 80GB HBM3 (sm_90)", for reports. */
+void ec_cli_backend_describe(struct ec_backend *be, char *buf, size_t len);
 
 #endif

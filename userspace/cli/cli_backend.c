@@ -39,3 +39,16 @@ int ec_cli_backend_open(const char *cmd, const char *kind_arg,
 		fprintf(stderr, "%s\n", note);
 	return 0;
 }
+
+void ec_cli_backend_describe(struct ec_backend *be, char *buf, size_t len)
+{
+	struct ec_cuda_stats st;
+	const char *isa = ec_backend_cpu_isa(be);
+
+	if (isa)
+		snprintf(buf, len, "cpu %s", isa);
+	else if (ec_backend_cuda_get_stats(be, &st) == 0)
+		snprintf(buf, len, "cuda %s", st.device);
+	else
+		snprintf(buf, len, "unknown");
+}

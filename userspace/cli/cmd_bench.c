@@ -30,6 +30,9 @@ static void usage(FILE *f)
 		"  --reps R           repetitions; the best is reported "
 		"(default 1)\n"
 		"  --seed S           token id seed (default 1)\n"
+		"  --backend B        cpu, cuda or auto (default auto)\n"
+		"  --vram-budget S    VRAM for expert slots (CUDA): size or %% "
+		"of the expert\n                     bytes, e.g. 12G or 25%%\n"
 		"  --json             one JSON object\n"
 		"  --stats-json FILE  write the runtime's routing counters "
 		"(per layer and\n                     expert) as JSON, e.g. to "
@@ -67,6 +70,8 @@ int ec_cmd_bench(int argc, char **argv)
 		{ "seed", required_argument, NULL, 's' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "stats-json", required_argument, NULL, 'S' },
+		{ "backend", required_argument, NULL, 'B' },
+		{ "vram-budget", required_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 	};
 	struct option opts[sizeof(base) / sizeof(base[0]) + 16];
@@ -76,6 +81,7 @@ int ec_cmd_bench(int argc, char **argv)
 	double wall = 0;	/* decode seconds of the last repetition */
 	uint32_t n_p = 64, n_d = 32, threads = 0, reps = 1, seed = 1, i, r;
 	const char *model = NULL, *stats_json = NULL;
+	const char *backend = NULL, *vram_budget = NULL;
 	struct ec_ctx_params cp = { 0 };
 	struct ec_backend *be = NULL;
 	struct ec_model *m = NULL;
@@ -84,6 +90,7 @@ int ec_cmd_bench(int argc, char **argv)
 	float *logits = NULL;
 	double best_p = 0, best_d = 0, t0, dt;
 	int json = 0, c, ret, rc = 1;
+	char what[160];
 	uint64_t x;
 
 	memcpy(opts, base, sizeof(base));
@@ -126,6 +133,12 @@ int ec_cmd_bench(int argc, char **argv)
 		case 'S':
 			stats_json = optarg;
 			continue;
+		case 'B':
+			backend = optarg;
+			continue;
+		case 'V':
+			vram_budget = optarg;
+			continue;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -148,11 +161,9 @@ int ec_cmd_bench(int argc, char **argv)
 		ec_cli_error(model, ret);
 		return 1;
 	}
-	ret = ec_backend_cpu_create(threads, &be);
-	if (ret < 0) {
-		ec_cli_error("cpu backend", ret);
+	if (ec_cli_backend_open("bench", backend, vram_budget, threads, m,
+				&be) < 0)
 		goto out;
-	}
 	cp.n_ctx = n_p + n_d + 1;
 	if (ec_run_storage_ctx_params(&so, &cp) < 0)
 		goto out;
@@ -197,6 +208,7 @@ int ec_cmd_bench(int argc, char **argv)
 		ec_cli_error("forward pass", ret);
 		goto out;
 	}
+	ec_cli_backend_describe(be, what, sizeof(what));
 	if (json) {
 		json_t *st = json_object();
 		char *sj = NULL;
@@ -205,18 +217,19 @@ int ec_cmd_bench(int argc, char **argv)
 			ec_run_storage_stats(rs, ctx, st, wall);
 			sj = json_dumps(st, JSON_COMPACT);
 		}
-		printf("{\"model\": \"%s\", \"threads\": %u, \"isa\": \"%s\", "
-		       "\"prompt_tokens\": %u, \"decode_tokens\": %u, "
+		printf("{\"model\": \"%s\", \"threads\": %u, "
+		       "\"backend\": \"%s\", \"prompt_tokens\": %u, "
+		       "\"decode_tokens\": %u, "
 		       "\"prompt_tok_per_s\": %.3f, \"decode_tok_per_s\": %.3f"
 		       "%s%s}\n",
-		       model, threads, ec_backend_cpu_isa(be), n_p, n_d, best_p,
+		       model, threads, what, n_p, n_d, best_p,
 		       best_d, sj ? ", \"storage\": " : "", sj ? sj : "");
 		free(sj);
 		json_decref(st);
 	} else {
 		printf("%s: prefill %u tokens %.2f tok/s, decode %u tokens "
 		       "%.2f tok/s (%s, best of %u)\n",
-		       model, n_p, best_p, n_d, best_d, ec_backend_cpu_isa(be),
+		       model, n_p, best_p, n_d, best_d, what,
 		       reps);
 	}
 	rc = stats_json && write_routed(stats_json, m, ctx) < 0;
