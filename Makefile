@@ -85,7 +85,7 @@ $(CLI): $(CLI_OBJS) $(LIB)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(CLI_OBJS) $(LIB) $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/ec_test.h $(LIB)
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/ec_test.h tests/unit/cpu_test_util.h $(LIB)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIB) $(LDLIBS)
