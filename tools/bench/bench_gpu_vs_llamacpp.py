@@ -104,7 +104,9 @@ def main():
                     help="extra `expertcache bench` options after --")
     a = ap.parse_args()
     ensure_model(a.model, a.layers)
-    layers = a.layers
+    info, _ = run([os.path.join(ROOT, "build/expertcache"), "inspect",
+                   "--json", a.model], 120)
+    layers = json.loads(info)["layers"]
     rows, raw = [], []
     for pct in [int(x) for x in a.budgets.split(",")]:
         ncmoe = round(layers * (100 - pct) / 100)

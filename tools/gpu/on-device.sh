@@ -17,6 +17,16 @@ if [ ! -x build/expertcache ] || [ .carry/gpu/ours.tar.xz -nt build/expertcache 
 	mkdir -p build/gpu-lib && tar xJf .carry/gpu/ours.tar.xz -C build/gpu-lib lib
 fi
 export LD_LIBRARY_PATH=$PWD/build/gpu-lib/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+# llama.cpp's CUDA backend links the CUDA runtime, cuBLAS and NCCL
+# dynamically: take them wherever this image keeps them (toolkit or wheels).
+cuda_lib_dirs() {
+	local l d
+	for l in libcudart.so.13 libcublas.so.13 libcublasLt.so.13 libnccl.so.2; do
+		ldconfig -p | grep -q "$l" && continue
+		d=$(find /usr/local /opt /usr/lib -name "$l" -print -quit 2>/dev/null)
+		[ -n "$d" ] && printf ':%s' "$(dirname "$d")"
+	done
+}
 export EC_BENCH_DIR=${EC_BENCH_DIR:-/tmp}
 case $stage in
 tests)
@@ -33,7 +43,8 @@ vs-llama)
 		mkdir -p build/llama-cuda
 		tar xJf .carry/gpu/llama-cuda.tar.xz -C build/llama-cuda
 	fi
-	python3 tools/bench/bench_gpu_vs_llamacpp.py \
+	LD_LIBRARY_PATH=$LD_LIBRARY_PATH$(cuda_lib_dirs) \
+		python3 tools/bench/bench_gpu_vs_llamacpp.py \
 		--llama-bin build/llama-cuda/bin 2>&1 | tee "$OUT/vs-llama.md"
 	;;
 *)
