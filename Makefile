@@ -132,7 +132,7 @@ format:
 	clang-format -i $(LIB_SRCS) $(CLI_SRCS) $(TEST_SRCS) userspace/include/*.h
 
 clean:
-	rm -rf build/obj build/san build/tests build/fuzz $(LIB) $(CLI)
+	rm -rf build/obj build/san build/tests build/fuzz build/emu $(LIB) $(CLI)
 
 help:
 	@sed -n '1,8p' Makefile
@@ -144,7 +144,9 @@ help:
 -include tests/module/module.mk
 
 # ---- CUDA backend libexpertcache_cuda.so (docs/CUDA.md) ---------------------
-# make cuda | test-gpu (on an NVIDIA GPU); `all` builds it when nvcc exists
+# make cuda | test-gpu (on an NVIDIA GPU); `all` builds it when nvcc exists,
+# and always builds the kernels against the CPU emulation (make emu,
+# kernels/emu/README.md) for tests/gpu/test_cuda_emu.sh
 -include kernels/cuda.mk
 
 # ---- BPF: USDT probe consumers and block/io_uring latency (docs/BPF.md) ----

@@ -150,11 +150,18 @@ static void cuda_destroy(struct ec_backend *be)
 			cudaStreamSynchronize(cu->stream);
 		if (cu->copy)
 			cudaStreamSynchronize(cu->copy);
+		/*
+		 * Host copies still held (a failed call, no sync since) are
+		 * not put back: their source may be gone by now.
+		 */
+		ec_cuda_prefetcher_destroy(cu);
 		ec_cuda_slots_destroy(cu);
+		ec_cuda_act_free(cu);
 		ec_cuda_weights_destroy(cu);
 		for (uint32_t i = 0; i < cu->n_reg; i++)
 			cudaHostUnregister((void *)cu->reg[i].p);
 		free(cu->reg);
+		ec_cuda_host_tier_release(cu);
 		cudaFree(cu->scratch);
 		cudaFree(cu->d_idx);
 		cudaFree(cu->d_val);
@@ -230,18 +237,16 @@ static void cuda_from_host(struct ec_backend *be, float *dst,
 				       __LINE__));
 }
 
+/* Also gives every host copy back: the expert source is balanced after. */
 static void cuda_sync(struct ec_backend *be)
 {
 	struct ec_cuda *cu = ec_cuda_of(be);
-	int ret;
+	int ret, r2;
 
-	ret = ec_cuda_fail(cudaStreamSynchronize(cu->copy),
-			   "cudaStreamSynchronize(copy)", __FILE__, __LINE__);
-	if (ret >= 0)
-		ret = ec_cuda_fail(cudaStreamSynchronize(cu->stream),
-				   "cudaStreamSynchronize", __FILE__,
-				   __LINE__);
-	ec_cuda_stick(cu, ret);
+	ret = ec_cuda_fail(cudaStreamSynchronize(cu->stream),
+			   "cudaStreamSynchronize", __FILE__, __LINE__);
+	r2 = ec_cuda_slots_drain(cu);
+	ec_cuda_stick(cu, ret < 0 ? ret : r2);
 }
 
 static int cuda_matmul(struct ec_backend *be, float *y,
@@ -287,6 +292,8 @@ static const struct ec_backend_ops cuda_ops = {
 	.sync = cuda_sync,
 	.route = ec_cuda_route,
 	.moe_ffn = ec_cuda_moe_ffn,
+	.prefetch_depth = ec_cuda_prefetch_depth,
+	.prefetch = ec_cuda_prefetch,
 };
 
 /* Device present and usable?  Sets *why for the machine's reasons. */
@@ -350,7 +357,11 @@ static int setup(struct ec_cuda *cu, const struct ec_cuda_host *host,
 		return ret;
 	if (!p->no_host_register)
 		register_model(cu, p->model, host->host_ram);
+	ec_cuda_host_tier_init(cu, p);
 	ret = ec_cuda_slots_create(cu, p);
+	if (ret < 0)
+		return ret;
+	ret = ec_cuda_prefetcher_create(cu, p);
 	if (ret < 0)
 		return ret;
 	EC_CUDA_CHECK(cudaMalloc((void **)&cu->d_h,
@@ -381,6 +392,7 @@ static int plugin_create(const struct ec_cuda_host *host,
 	be->ops = &cuda_ops;
 	be->priv = cu;
 	cu->model = p->model;
+	ec_cuda_act_init(cu, p);
 	ret = pick_device(cu, p->device, why);
 	if (ret >= 0)
 		ret = setup(cu, host, p);
@@ -397,13 +409,23 @@ static int plugin_create(const struct ec_cuda_host *host,
 static int plugin_get_stats(struct ec_backend *be, struct ec_cuda_stats *out)
 {
 	struct ec_cuda *cu = ec_cuda_of(be);
-	uint32_t resident = 0;
+	uint32_t resident = 0, pending = 0;
 
-	for (uint32_t i = 0; i < cu->slots.n_slots; i++)
+	for (uint32_t i = 0; i < cu->slots.n_slots; i++) {
 		resident += cu->slots.s[i].key >= 0;
+		pending += cu->slots.s[i].prefetched;
+	}
 	*out = cu->st;
 	out->n_resident = resident;
+	out->prefetch_pending = pending;
+	out->puts_pending = cu->slots.n_puts;
 	out->weight_bytes = cu->weight_bytes;
+	out->host_tier_bytes = cu->host_tier.bytes;
+	out->host_tier_regions = cu->host_tier.n_reg;
+	out->host_tier_refused = cu->host_tier.refused;
+	out->host_tier_registrations = cu->host_tier.registrations;
+	snprintf(out->host_tier_refusal, sizeof(out->host_tier_refusal), "%s",
+		 cu->host_tier.why);
 	return 0;
 }
 
@@ -418,6 +440,11 @@ static void plugin_reset_stats(struct ec_backend *be)
 	cu->st.vram_budget = keep.vram_budget;
 	cu->st.slot_bytes = keep.slot_bytes;
 	cu->st.n_slots = keep.n_slots;
+	cu->st.prefetch_depth = keep.prefetch_depth;
+	/* prefetches still pending count as issued: issued = used + wasted
+	 * + pending holds across a reset */
+	for (uint32_t i = 0; i < cu->slots.n_slots; i++)
+		cu->st.prefetch_issued += cu->slots.s[i].prefetched;
 }
 
 static int plugin_measure_copy(struct ec_backend *be, uint64_t bytes,
@@ -477,6 +504,7 @@ static int plugin_measure_copy(struct ec_backend *be, uint64_t bytes,
 
 static const struct ec_cuda_plugin plugin = {
 	.abi = EC_CUDA_PLUGIN_ABI,
+	.flags = EC_CUDA_PLUGIN_FLAGS,
 	.create = plugin_create,
 	.get_stats = plugin_get_stats,
 	.reset_stats = plugin_reset_stats,

@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: MIT
 /*
- * y = x . W^T from device weights in their stored type: a warp-per-row
- * dequantising GEMV for a few tokens (decode), dequantise-to-f32 plus
- * cuBLAS SGEMM for many (prefill).  Also the matmul op of the table.
+ * y = x . W^T from device weights in their stored type: for a few tokens
+ * (decode) the 8-bit-activation GEMV on quantised weights (gemv_q8.cu) or
+ * a warp-per-row dequantising GEMV (float types, or exact f32 activations
+ * when asked), for many (prefill) dequantise-to-f32 plus cuBLAS SGEMM, on
+ * quantised weights with the activations rounded to their 8-bit values
+ * first so both paths compute what the CPU backend does.  Also the matmul
+ * op of the table.
  */
-#include "dequant.cuh"
+#include "gemv_q8.cuh"
 
 #define GEMV_WARPS 4
 #define GEMV_MAX_TOKENS 8
@@ -110,6 +114,9 @@ int ec_cuda_mm(struct ec_cuda *cu, float *y, enum ec_dtype type,
 				      "is not supported", (int)type);
 	if (!rows || !n)
 		return 0;
+	if (n <= GEMV_MAX_TOKENS && ec_cuda_q8_on(cu, type))
+		return ec_cuda_gemv_q8(cu, y, type, w, row_bytes, rows, cols, x,
+				       n, accumulate);
 	if (n <= GEMV_MAX_TOKENS) {
 		bool vec = ec_dot_vec_ok(type, w, row_bytes, cols, x, cols);
 
@@ -138,6 +145,14 @@ int ec_cuda_mm(struct ec_cuda *cu, float *y, enum ec_dtype type,
 					    (int)cols, accumulate ? &one : &zero,
 					    y, (int)rows));
 		return 0;
+	}
+	if (ec_cuda_q8_on(cu, type)) {
+		float *xr = NULL;
+
+		ret = ec_cuda_act_round(cu, type, &xr, x, cols, n);
+		if (ret < 0)
+			return ret;
+		x = xr;
 	}
 	chunk = GEMM_SCRATCH_FLOATS / cols;
 	if (!chunk)

@@ -4,11 +4,14 @@
  * token(s) in two launches: gate and up dequantise-GEMVs fused with
  * SiLU*mul, then down with the routing weights folded in (summed over the
  * experts in routing order, so residency never changes the result).
- * Experts already in VRAM start before the misses have been fetched.
+ * Experts already in VRAM start before the prefetched ones are waited for
+ * and the misses fetched; the next layers' predicted experts are copied
+ * in behind this call's misses.
  */
 #include <string.h>
 
 #include "dequant.cuh"
+#include "gemv_q8.cuh"
 
 #define MOE_WARPS 4
 
@@ -109,6 +112,16 @@ static int gate_up(struct ec_cuda *cu, const struct ec_slot_layout *ly,
 
 	if (!np)
 		return 0;
+	/* quantised experts: 8-bit activations unless exact f32 was asked */
+	if (ec_cuda_q8_on(cu, ly->type[EC_EXPERT_GATE])) {
+		struct ec_moe_q8_pairs q;
+
+		memcpy(q.key, a->key, sizeof(q.key));
+		memcpy(q.tok, a->tok, sizeof(q.tok));
+		memset(q.hrow, 0, sizeof(q.hrow));
+		memset(q.w, 0, sizeof(q.w));
+		return ec_cuda_moe_gate_up_q8(cu, ly, &q, i0, np, x, cu->d_h);
+	}
 	EC_TYPE_SWITCH(ly->type[EC_EXPERT_GATE], T,
 		       EC_LAUNCH(grid, MOE_WARPS * 32, 0,
 				  cu->stream, moe_gate_up_kernel<T>)(
@@ -130,6 +143,15 @@ static int down(struct ec_cuda *cu, const struct ec_slot_layout *ly,
 				 cu->d_h, ly->n_ff);
 	dim3 grid(ec_cuda_blocks(ly->n_embd, MOE_WARPS), n);
 
+	if (ec_cuda_q8_on(cu, ly->type[EC_EXPERT_DOWN])) {
+		struct ec_moe_q8_pairs q;
+
+		memcpy(q.key, a->key, sizeof(q.key));
+		memcpy(q.tok, a->tok, sizeof(q.tok));
+		memcpy(q.hrow, a->hrow, sizeof(q.hrow));
+		memcpy(q.w, a->w, sizeof(q.w));
+		return ec_cuda_moe_down_q8(cu, ly, &q, n, k, cu->d_h, y);
+	}
 	EC_TYPE_SWITCH(ly->type[EC_EXPERT_DOWN], T,
 		       EC_LAUNCH(grid, MOE_WARPS * 32, 0,
 				  cu->stream, moe_down_kernel<T>)(
@@ -150,8 +172,63 @@ static void bubble_mark(struct ec_cuda *cu)
 	}
 }
 
-/* n * k <= EC_CUDA_MAX_PAIRS pairs, n_slots >= their experts, gate and up
- * of one type */
+/* Which of a call's experts a pass of place() takes. */
+enum moe_pass {
+	PASS_READY,	/* in VRAM and published: runs at once */
+	PASS_LOADING,	/* prefetched: the compute waits for its copy */
+	PASS_REST,	/* misses: fetched and copied now */
+};
+
+struct moe_call {
+	uint32_t layer, k, np, ni;	/* ni: hidden rows placed so far */
+	const int32_t *ids;
+	const float *weights;
+	const struct ec_expert_source *src;
+	int32_t held[EC_CUDA_MAX_PAIRS];
+	uint8_t placed[EC_CUDA_MAX_PAIRS];
+	struct moe_args a;
+};
+
+/* Acquire the pass's experts: hidden rows c->ni.. in routing order. */
+static int place(struct ec_cuda *cu, struct moe_call *c, enum moe_pass pass)
+{
+	struct ec_vram_slots *S = &cu->slots;
+	bool miss;
+
+	for (uint32_t p = 0; p < c->np; p++) {
+		uint32_t key = c->layer * S->n_expert + (uint32_t)c->ids[p];
+		int32_t s = S->slot_of_key[key];
+
+		if (c->placed[p])
+			continue;
+		if (pass == PASS_READY &&
+		    (s < 0 || S->s[s].state != EC_VSLOT_READY))
+			continue;
+		if (pass == PASS_LOADING &&
+		    (s < 0 || S->s[s].state != EC_VSLOT_LOADING))
+			continue;
+		s = ec_cuda_slot_acquire(cu, c->layer, (uint32_t)c->ids[p],
+					 c->src, &miss);
+		if (s < 0)
+			return s;
+		c->held[c->ni] = s;
+		c->a.key[c->ni] = (int32_t)key;
+		c->a.tok[c->ni] = (int32_t)(p / c->k);
+		c->a.hrow[p] = (int32_t)c->ni;
+		c->a.w[p] = c->weights[p];
+		c->placed[p] = 1;
+		c->ni++;
+	}
+	return 0;
+}
+
+/*
+ * n * k <= EC_CUDA_MAX_PAIRS pairs, n_slots >= their experts, gate and up
+ * of one type.  Gate/up runs in up to three launches, each as soon as its
+ * experts can be read: those READY in VRAM at once, the prefetched ones
+ * after their copies, the misses after theirs (issued first on the copy
+ * stream, ahead of this call's prefetches); then one down launch.
+ */
 static int moe_fused(struct ec_cuda *cu, float *y, const float *x,
 		     uint32_t n, uint32_t layer, uint32_t k,
 		     const int32_t *ids, const float *weights,
@@ -159,74 +236,52 @@ static int moe_fused(struct ec_cuda *cu, float *y, const float *x,
 {
 	struct ec_vram_slots *S = &cu->slots;
 	const struct ec_slot_layout *ly = &S->layout[layer];
-	uint32_t np = n * k, nh = 0, ni = 0, p;
-	int32_t held[EC_CUDA_MAX_PAIRS];
-	uint8_t placed[EC_CUDA_MAX_PAIRS] = { 0 };
-	struct moe_args a;
-	bool miss;
-	int ret = 0, s;
+	static const enum moe_pass passes[] = { PASS_READY, PASS_LOADING,
+						PASS_REST };
+	struct moe_call c;
+	int ret = 0;
 
-	/* residents first: their gate/up starts before any fetch */
-	for (p = 0; p < np; p++) {
-		uint32_t key = layer * S->n_expert + (uint32_t)ids[p];
+	c.layer = layer;
+	c.k = k;
+	c.np = n * k;
+	c.ni = 0;
+	c.ids = ids;
+	c.weights = weights;
+	c.src = src;
+	memset(c.placed, 0, sizeof(c.placed));
+	/* entries an earlier failed call left queued */
+	if (S->n_upd && (ret = ec_cuda_slots_publish(cu)) < 0)
+		return ret;
+	for (int i = 0; i < 3; i++) {
+		uint32_t i0 = c.ni;
 
-		if (S->slot_of_key[key] < 0)
-			continue;
-		s = ec_cuda_slot_acquire(cu, layer, (uint32_t)ids[p], src,
-					 &miss);
-		if (s < 0) {
-			ret = s;
+		/* off the routing's critical path: after the first launch,
+		 * before prefetched experts are judged late */
+		if (passes[i] == PASS_LOADING &&
+		    (ret = ec_cuda_slots_finish(cu, src)) < 0)
 			goto out;
-		}
-		held[ni] = s;
-		a.key[ni] = (int32_t)key;
-		a.tok[ni] = (int32_t)(p / k);
-		a.hrow[p] = (int32_t)ni;
-		a.w[p] = weights[p];
-		placed[p] = 1;
-		ni++;
-	}
-	nh = ni;
-	if (nh) {
-		ret = gate_up(cu, ly, &a, 0, nh, x);
-		bubble_mark(cu);
+		ret = place(cu, &c, passes[i]);
 		if (ret < 0)
 			goto out;
-	}
-	for (p = 0; p < np; p++) {
-		if (placed[p])
+		if (c.ni == i0)
 			continue;
-		s = ec_cuda_slot_acquire(cu, layer, (uint32_t)ids[p], src,
-					 &miss);
-		if (s < 0) {
-			ret = s;
-			goto out;
-		}
-		held[ni] = s;
-		a.key[ni] = (int32_t)(layer * S->n_expert + (uint32_t)ids[p]);
-		a.tok[ni] = (int32_t)(p / k);
-		a.hrow[p] = (int32_t)ni;
-		a.w[p] = weights[p];
-		ni++;
-	}
-	if (ni > nh) {
-		ret = ec_cuda_slots_publish(cu);
+		if (passes[i] != PASS_READY)
+			ret = ec_cuda_slots_publish(cu);
 		if (ret >= 0)
-			ret = gate_up(cu, ly, &a, nh, ni - nh, x);
+			ret = gate_up(cu, ly, &c.a, i0, c.ni - i0, x);
 		bubble_mark(cu);
 		if (ret < 0)
 			goto out;
 	}
-	ret = down(cu, ly, &a, n, k, y);
+	ret = down(cu, ly, &c.a, n, k, y);
+	/* while this call's experts are still pinned */
+	if (ret >= 0)
+		ret = ec_cuda_slots_retire(cu, layer);
+	if (ret >= 0)
+		ret = ec_cuda_slots_prefetch(cu, layer, src);
 out:
-	if (ni) {
-		int r2 = ec_cuda_slots_release(cu, held, ni);
-
-		if (ret >= 0)
-			ret = r2;
-	}
-	if (S->n_puts) {
-		int r2 = ec_cuda_slots_finish(cu, src);
+	if (c.ni) {
+		int r2 = ec_cuda_slots_release(cu, c.held, c.ni);
 
 		if (ret >= 0)
 			ret = r2;
@@ -259,12 +314,23 @@ int ec_cuda_moe_ffn(struct ec_backend *be, float *y, const float *x,
 					      ids[p], n_expert);
 	if (!n)
 		return 0;
+	S->round++;
 	/* one token: every expert it needs fits (n_slots >= k) */
-	if (n == 1 && S->layout[layer].fused)
+	if (n == 1 && S->layout[layer].fused) {
 		ret = moe_fused(cu, y, x, n, layer, k, ids, weights, src);
-	else
-		ret = ec_cuda_moe_grouped(cu, y, x, n, layer, k, ids, weights,
-					  src);
+	} else {
+		/* host copies of earlier calls whose copies have landed */
+		ret = ec_cuda_slots_finish(cu, src);
+		if (ret >= 0)
+			ret = ec_cuda_moe_grouped(cu, y, x, n, layer, k, ids,
+						  weights, src);
+		/* unpinned by now, but this call's experts are marked */
+		if (ret >= 0)
+			ret = ec_cuda_slots_retire(cu, layer);
+		if (ret >= 0)
+			ret = ec_cuda_slots_prefetch(cu, layer, src);
+	}
+	cu->pf.n_req = 0;	/* an error left them: stale by now */
 	cu->st.moe_host_ns += ec_cuda_now_ns() - t0 -
 			      (cu->st.miss_wait_ns - w0);
 	return ret;

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dequant.cuh"
+#include "gemv_q8.cuh"
 
 #define MOE_WARPS 4
 #define BATCH_ROWS 16	/* experts with more rows use cuBLAS */
@@ -202,6 +202,17 @@ static int run_group(struct ec_cuda *cu, const struct ec_slot_layout *ly,
 		if (ret < 0)
 			return ret;
 	}
+	/* h rounded to 8 bits as the CPU's down matmul would (in place) */
+	if (ec_cuda_q8_on(cu, ly->type[EC_EXPERT_DOWN])) {
+		uint32_t r0 = (uint32_t)hd[u0].start;
+		uint32_t r1 = (uint32_t)(hd[u1 - 1].start + hd[u1 - 1].cnt);
+		float *hg = cu->d_g + (size_t)r0 * F;
+
+		ret = ec_cuda_act_round(cu, ly->type[EC_EXPERT_DOWN], &hg, hg,
+					F, r1 - r0);
+		if (ret < 0)
+			return ret;
+	}
 	EC_TYPE_SWITCH(ly->type[EC_EXPERT_DOWN], T,
 		       EC_LAUNCH(g2, MOE_WARPS * 32, 0,
 				  cu->stream, down_batched<T>)(
@@ -282,6 +293,14 @@ int ec_cuda_moe_grouped(struct ec_cuda *cu, float *y, const float *x,
 		const int32_t *d_tok = cu->d_idx + (size_t)E * 4;
 
 		ret = ec_cuda_gather_dev(cu, cu->d_xg, x, d_tok, np, D);
+		/* quantised experts: activations rounded to 8 bits in place,
+		 * so the float kernels below compute what the CPU does */
+		if (ret >= 0 && ec_cuda_q8_on(cu, ly->type[EC_EXPERT_GATE])) {
+			float *xg = cu->d_xg;
+
+			ret = ec_cuda_act_round(cu, ly->type[EC_EXPERT_GATE],
+						&xg, xg, D, np);
+		}
 		for (u0 = 0; ret >= 0 && u0 < nu; u0 = u1) {
 			/* as many experts as there are slots to hold them */
 			for (u1 = u0; u1 < nu; u1++) {

@@ -3,7 +3,10 @@
  * MoE routing on the device: softmax over each token's router logits, the
  * top k (ties to the lower index, as ec_route_topk), optional resident
  * mask, weights renormalised.  Results reach the host through mapped
- * pinned memory: one event wait per layer, no separate copy.
+ * pinned memory: one event wait per layer, no separate copy.  The same
+ * kernel picks the experts the next layers' routers predict (the prefetch
+ * op), queued before the layer's own routing so that its one wait covers
+ * both.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -153,5 +156,48 @@ int ec_cuda_route(struct ec_backend *be, const float *logits, uint32_t n,
 	if (cu->slots.h_fault && *(volatile int *)cu->slots.h_fault)
 		return ec_cuda_errorf(-EIO, "cuda backend: an expert kernel "
 				      "found a slot that was not READY");
+	return 0;
+}
+
+uint32_t ec_cuda_prefetch_depth(struct ec_backend *be)
+{
+	return ec_cuda_of(be)->pf.depth;
+}
+
+int ec_cuda_prefetch(struct ec_backend *be, uint32_t layer,
+		     const float *logits, uint32_t n, uint32_t n_expert,
+		     uint32_t width)
+{
+	struct ec_cuda *cu = ec_cuda_of(be);
+	struct ec_prefetcher *P = &cu->pf;
+	uint32_t i = P->n_req;
+	int ret = ec_cuda_unstick(cu);
+
+	if (ret < 0)
+		return ret;
+	if (n_expert != cu->slots.n_expert || layer >= cu->slots.n_layer ||
+	    n_expert > EC_CUDA_MAX_EXPERTS || width > n_expert)
+		return ec_cuda_errorf(-EC_EINVAL, "cuda backend: prefetch: "
+				      "layer %u of %u, top %u of %u experts "
+				      "(model: %u)", layer, cu->slots.n_layer,
+				      width, n_expert, cu->slots.n_expert);
+	if (!P->depth || !n || !width)
+		return 0;
+	if ((uint64_t)n * width > EC_CUDA_PF_MAX_IDS ||
+	    i == EC_CUDA_PREFETCH_MAX_DEPTH) {
+		cu->st.prefetch_skipped += (uint64_t)n * width;
+		return 0;	/* a hint too large to keep: dropped */
+	}
+	EC_LAUNCH(n, 32, 0, cu->stream, route_kernel)(
+		logits, n_expert, width, 0, NULL,
+		P->dh_ids + (size_t)i * EC_CUDA_PF_MAX_IDS,
+		P->d_w + (size_t)i * EC_CUDA_PF_MAX_IDS);
+	EC_CUDA_LAUNCHED();
+	EC_CUDA_CHECK(cudaEventRecord(P->done, cu->stream));
+	P->req[i].layer = layer;
+	P->req[i].n = n;
+	P->req[i].width = width;
+	P->req[i].ids = P->h_ids + (size_t)i * EC_CUDA_PF_MAX_IDS;
+	P->n_req = i + 1;
 	return 0;
 }

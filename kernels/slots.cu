@@ -5,11 +5,18 @@
  * on the copy stream, events for READY and for the last compute use, and
  * replacement through an ec_policy (LRU unless asked otherwise).
  *
- * Slot states: EMPTY (key -1), LOADING (copy issued; its ready event not
- * yet waited on by the compute stream), READY (published: the compute
- * stream waited for the copy and the device table says so).  A kernel
- * finding a key that is not READY raises the fault flag instead of reading
- * it; an evicted slot is overwritten only after its last use completed.
+ * Slot states (enum ec_vslot_state): EMPTY (key -1); LOADING (copy
+ * issued by a prefetch, the compute stream not yet made to wait for it);
+ * READY (the compute stream waits for the copy before what follows, and
+ * the device-table entry is queued or applied).  A demand use of a LOADING
+ * slot makes it READY the same way a demand miss does, without a second
+ * copy.  A kernel finding a key that is not READY raises the fault flag
+ * instead of reading it; an evicted slot is overwritten only after its
+ * last use completed.
+ *
+ * Host copies are put back (src->put) lazily: once the slot's ready event
+ * has completed, checked at later calls, so the host never waits for a
+ * copy in the steady state; sync (ec_cuda_slots_drain) puts back the rest.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +24,13 @@
 
 #include "dequant.cuh"
 
-#define SLOT_ALIGN 256
+extern "C" {
+#include "ec_layout.h"
+}
+
+/* as in a layout-file record, so such an expert goes to VRAM in one copy */
+#define SLOT_ALIGN EC_SLOT_PART_ALIGN
+static_assert(SLOT_ALIGN == EC_LAYOUT_PART_ALIGN, "slot and layout records");
 #define UPDATES_PER_LAUNCH 32
 
 static uint64_t align_up(uint64_t v, uint64_t a)
@@ -99,7 +112,6 @@ int ec_cuda_slots_create(struct ec_cuda *cu,
 	S->n_expert = m->hp.n_expert;
 	S->n_used = m->hp.n_expert_used;
 	S->n_keys = S->n_layer * S->n_expert;
-	S->last_copy_slot = -1;
 	S->layout = (struct ec_slot_layout *)calloc(S->n_layer,
 						    sizeof(*S->layout));
 	if (!S->layout)
@@ -145,7 +157,9 @@ int ec_cuda_slots_create(struct ec_cuda *cu,
 	S->upd = (struct ec_slot_entry *)malloc(S->upd_cap * sizeof(*S->upd));
 	S->upd_key = (int32_t *)malloc(S->upd_cap * sizeof(int32_t));
 	S->upd_slot = (int32_t *)malloc(S->upd_cap * sizeof(int32_t));
-	S->puts = (struct ec_pending_put *)malloc(S->n_slots *
+	/* host copies are put back lazily: room for a few layers of them */
+	S->puts_cap = S->n_slots + 2 * EC_CUDA_MAX_PAIRS;
+	S->puts = (struct ec_pending_put *)malloc(S->puts_cap *
 						  sizeof(*S->puts));
 	if (!S->s || !S->slot_of_key || !S->free_slots || !S->upd ||
 	    !S->upd_key || !S->upd_slot || !S->puts)
@@ -257,61 +271,158 @@ static int queue_update(struct ec_cuda *cu, int32_t key, int32_t slot)
 	return 0;
 }
 
-static bool evictable(void *arg, uint32_t key)
-{
-	struct ec_vram_slots *S = (struct ec_vram_slots *)arg;
-	int32_t s = S->slot_of_key[key];
+/* ------------------------------------------------------------------ */
+/* Host copies: put back once their copy has completed.                */
 
-	return s >= 0 && S->s[s].pins == 0;
+static cudaError_t query(cudaEvent_t ev)
+{
+	cudaError_t e = cudaEventQuery(ev);
+
+	if (e == cudaErrorNotReady)
+		cudaGetLastError();	/* a state, not an error to keep */
+	return e;
 }
 
+/* Oldest first, one event query at most past what is known complete. */
 int ec_cuda_slots_finish(struct ec_cuda *cu,
 			 const struct ec_expert_source *src)
 {
 	struct ec_vram_slots *S = &cu->slots;
-	uint64_t t0;
 	cudaError_t e = cudaSuccess;
+	uint32_t i, j;
+
+	(void)src;
+	for (i = 0; i < S->n_puts; i++) {
+		struct ec_pending_put *pp = &S->puts[i];
+
+		if (pp->seq > S->done_seq) {
+			e = query(S->s[pp->slot].ready);
+			if (e != cudaSuccess)
+				break;
+			S->done_seq = pp->seq;
+		}
+		pp->put(pp->priv, pp->layer, pp->expert);
+	}
+	for (j = 0; i < S->n_puts; i++, j++)
+		S->puts[j] = S->puts[i];
+	S->n_puts = j;
+	if (e == cudaErrorNotReady)
+		return 0;
+	return ec_cuda_fail(e, "cudaEventQuery(expert copy)", __FILE__,
+			    __LINE__);
+}
+
+int ec_cuda_slots_drain(struct ec_cuda *cu)
+{
+	struct ec_vram_slots *S = &cu->slots;
+	uint64_t t0;
+	cudaError_t e;
 
 	if (!S->n_puts)
 		return 0;
 	t0 = ec_cuda_now_ns();
-	/* the copy stream is in order: the latest copy covers the rest */
-	if (S->last_copy_slot >= 0)
-		e = cudaEventSynchronize(S->s[S->last_copy_slot].ready);
-	cu->st.miss_wait_ns += ec_cuda_now_ns() - t0;
+	e = cudaStreamSynchronize(cu->copy);
+	t0 = ec_cuda_now_ns() - t0;
+	cu->st.copy_wait_ns += t0;
+	cu->st.miss_wait_ns += t0;
+	if (e == cudaSuccess)
+		S->done_seq = S->copy_seq;
+	/* even after a failed copy: the source must get its copies back */
 	for (uint32_t i = 0; i < S->n_puts; i++)
-		src->put(src->priv, S->puts[i].layer, S->puts[i].expert);
+		S->puts[i].put(S->puts[i].priv, S->puts[i].layer,
+			       S->puts[i].expert);
 	S->n_puts = 0;
+	return ec_cuda_fail(e, "cudaStreamSynchronize(copy)", __FILE__,
+			    __LINE__);
+}
+
+/* Room for one more pending host copy: wait for the oldest if full. */
+static int puts_room(struct ec_cuda *cu)
+{
+	struct ec_vram_slots *S = &cu->slots;
+	uint64_t t0;
+	cudaError_t e;
+
+	if (S->n_puts < S->puts_cap)
+		return 0;
+	t0 = ec_cuda_now_ns();
+	e = cudaEventSynchronize(S->s[S->puts[0].slot].ready);
+	t0 = ec_cuda_now_ns() - t0;
+	cu->st.copy_wait_ns += t0;
+	cu->st.miss_wait_ns += t0;
 	if (e != cudaSuccess)
 		return ec_cuda_fail(e, "cudaEventSynchronize(expert copy)",
 				    __FILE__, __LINE__);
-	return 0;
+	return ec_cuda_slots_finish(cu, NULL);
 }
 
-/* A slot for `key`: a free one or the policy's victim (evicted here). */
-static int take_slot(struct ec_cuda *cu, uint32_t key, uint64_t t)
+/* ------------------------------------------------------------------ */
+/* Replacement.                                                        */
+
+struct victim_arg {
+	struct ec_vram_slots *S;
+	bool prefetch;
+};
+
+/*
+ * Never a slot pinned by the call being issued; for a prefetch also never
+ * one this call used or predicted (S->round).
+ */
+static bool evictable(void *arg, uint32_t key)
+{
+	const struct victim_arg *va = (const struct victim_arg *)arg;
+	int32_t s = va->S->slot_of_key[key];
+
+	if (s < 0 || va->S->s[s].pins)
+		return false;
+	return !va->prefetch || va->S->s[s].round != va->S->round;
+}
+
+int ec_cuda_slot_evict(struct ec_cuda *cu, int32_t s)
 {
 	struct ec_vram_slots *S = &cu->slots;
+	struct ec_vslot *v = &S->s[s];
+	int32_t key = v->key;
+	bool published = v->state == EC_VSLOT_READY;
+
+	S->policy->ops->remove(S->policy, (uint32_t)key);
+	S->slot_of_key[key] = -1;
+	v->key = -1;
+	v->state = EC_VSLOT_EMPTY;
+	if (v->prefetched)
+		cu->st.prefetch_wasted++;
+	v->prefetched = false;
+	cu->st.evictions++;
+	/* a LOADING slot never reached the device table */
+	return published ? queue_update(cu, key, -1) : 0;
+}
+
+int ec_cuda_slot_take(struct ec_cuda *cu, uint32_t key, uint64_t t,
+		      bool prefetch)
+{
+	struct ec_vram_slots *S = &cu->slots;
+	struct victim_arg va = { S, prefetch };
 	uint32_t victim;
 	int32_t s;
 	int ret;
 
 	if (S->n_free)
 		return (int)S->free_slots[--S->n_free];
-	ret = S->policy->ops->victim(S->policy, key, t, false, evictable, S,
+	ret = S->policy->ops->victim(S->policy, key, t, false, evictable, &va,
 				     &victim);
+	if (ret != 0 && prefetch)
+		return -ENOSPC;		/* quietly: it was only a hint */
 	if (ret != 0)
 		return ec_cuda_errorf(-ENOSPC, "cuda backend: all %u VRAM "
 				      "expert slots are in use by this step",
 				      S->n_slots);
 	s = S->slot_of_key[victim];
-	S->policy->ops->remove(S->policy, victim);
-	S->slot_of_key[victim] = -1;
-	S->s[s].key = -1;
-	cu->st.evictions++;
-	ret = queue_update(cu, (int32_t)victim, -1);
+	ret = ec_cuda_slot_evict(cu, s);
 	return ret < 0 ? ret : s;
 }
+
+/* ------------------------------------------------------------------ */
+/* Copies.                                                             */
 
 static int check_expert(const struct ec_slot_layout *ly,
 			const struct ec_expert *x, uint32_t layer, uint32_t e)
@@ -333,84 +444,191 @@ static int check_expert(const struct ec_slot_layout *ly,
 	return 0;
 }
 
-/* Issue the copies of expert x into slot s on the copy stream. */
+/*
+ * Page-locked for CUDA?  The registered model mappings and host-tier
+ * regions need no query.
+ */
+static bool host_pinned(const struct ec_cuda *cu, const void *p,
+			uint64_t bytes)
+{
+	struct cudaPointerAttributes a;
+
+	for (uint32_t i = 0; i < cu->n_reg; i++)
+		if ((uintptr_t)p - (uintptr_t)cu->reg[i].p < cu->reg[i].len)
+			return true;
+	if (ec_cuda_host_tier_has(cu, p, bytes))
+		return true;
+	if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
+		cudaGetLastError();
+		return false;
+	}
+	return a.type != cudaMemoryTypeUnregistered;
+}
+
+static int copy_part(struct ec_cuda *cu, uint8_t *dst, const void *src,
+		     uint64_t bytes)
+{
+	if (!host_pinned(cu, src, bytes))
+		cu->st.h2d_pageable += bytes;
+	EC_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice,
+				      cu->copy));
+	cu->st.h2d_copies++;
+	cu->st.h2d_bytes += bytes;
+	return 0;
+}
+
+/*
+ * Issue the copies of expert x into slot s on the copy stream: one when
+ * the host parts sit at the slot's offsets from the gate (a layout-file
+ * record; the gaps are padding inside it), else one per part.
+ */
 static int issue_copy(struct ec_cuda *cu, int32_t s,
 		      const struct ec_slot_layout *ly,
-		      const struct ec_expert *x)
+		      const struct ec_expert *x, uint64_t *bytes)
 {
 	struct ec_vram_slots *S = &cu->slots;
 	uint8_t *dst = ec_cuda_slot_addr(cu, s);
+	uintptr_t h0 = (uintptr_t)x->w[0].data;
+	bool one = true;
+	int ret;
 
 	if (S->s[s].used)
 		EC_CUDA_CHECK(cudaStreamWaitEvent(cu->copy, S->s[s].last_use,
 						  0));
-	for (int p = 0; p < EC_EXPERT_NPARTS; p++) {
-		struct cudaPointerAttributes a;
-
-		if (cudaPointerGetAttributes(&a, x->w[p].data) != cudaSuccess ||
-		    a.type == cudaMemoryTypeUnregistered) {
-			cudaGetLastError();
-			cu->st.h2d_pageable += ly->bytes[p];
+	for (int p = 0; p < EC_EXPERT_NPARTS; p++)
+		one = one && (uintptr_t)x->w[p].data - h0 == ly->off[p];
+	*bytes = 0;
+	if (one) {
+		*bytes = ly->off[EC_EXPERT_NPARTS - 1] +
+			 ly->bytes[EC_EXPERT_NPARTS - 1];
+		ret = copy_part(cu, dst, x->w[0].data, *bytes);
+		if (ret < 0)
+			return ret;
+	} else {
+		for (int p = 0; p < EC_EXPERT_NPARTS; p++) {
+			ret = copy_part(cu, dst + ly->off[p], x->w[p].data,
+					ly->bytes[p]);
+			if (ret < 0)
+				return ret;
+			*bytes += ly->bytes[p];
 		}
-		EC_CUDA_CHECK(cudaMemcpyAsync(dst + ly->off[p], x->w[p].data,
-					      ly->bytes[p],
-					      cudaMemcpyHostToDevice,
-					      cu->copy));
-		cu->st.h2d_bytes += ly->bytes[p];
 	}
 	EC_CUDA_CHECK(cudaEventRecord(S->s[s].ready, cu->copy));
-	S->last_copy_slot = s;
+	S->s[s].seq = ++S->copy_seq;
 	return 0;
+}
+
+int ec_cuda_slot_load(struct ec_cuda *cu, int32_t s, uint32_t layer,
+		      uint32_t e, const struct ec_expert_source *src,
+		      uint64_t *bytes, bool *copy_failed)
+{
+	struct ec_vram_slots *S = &cu->slots;
+	uint32_t key = layer * S->n_expert + e;
+	const struct ec_expert *x;
+	uint64_t t0;
+	int ret;
+
+	*copy_failed = false;
+	ret = puts_room(cu);
+	if (ret < 0)
+		goto fail;
+	/* the memory get() hands out page-locked (once per source) */
+	ec_cuda_host_tier_check(cu, src);
+	t0 = ec_cuda_now_ns();
+	ret = src->get(src->priv, layer, e, &x);
+	t0 = ec_cuda_now_ns() - t0;
+	cu->st.get_wait_ns += t0;
+	cu->st.miss_wait_ns += t0;
+	if (ret < 0)
+		goto fail;
+	ret = check_expert(&S->layout[layer], x, layer, e);
+	if (ret >= 0) {
+		ret = issue_copy(cu, s, &S->layout[layer], x, bytes);
+		*copy_failed = ret < 0;
+	}
+	if (ret < 0) {
+		src->put(src->priv, layer, e);
+		goto fail;
+	}
+	S->puts[S->n_puts].put = src->put;
+	S->puts[S->n_puts].priv = src->priv;
+	S->puts[S->n_puts].layer = layer;
+	S->puts[S->n_puts].expert = e;
+	S->puts[S->n_puts].slot = s;
+	S->puts[S->n_puts].seq = S->s[s].seq;
+	S->n_puts++;
+	S->slot_of_key[key] = s;
+	S->s[s].key = (int32_t)key;
+	return 0;
+fail:
+	S->free_slots[S->n_free++] = (uint32_t)s;
+	return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* Demand use.                                                         */
+
+/* A LOADING (prefetched) slot's first use: the compute stream waits for
+ * its copy at the next publish, the device table then says READY. */
+static int first_use(struct ec_cuda *cu, int32_t s)
+{
+	struct ec_vslot *v = &cu->slots.s[s];
+
+	cu->st.loading_hits++;
+	if (v->prefetched) {
+		cu->st.prefetch_used++;
+		/* not known complete when this call began (no query) */
+		if (v->seq > cu->slots.done_seq)
+			cu->st.prefetch_late++;
+	}
+	v->prefetched = false;
+	v->state = EC_VSLOT_READY;
+	return queue_update(cu, v->key, s);
 }
 
 int ec_cuda_slot_acquire(struct ec_cuda *cu, uint32_t layer, uint32_t e,
 			 const struct ec_expert_source *src, bool *miss)
 {
 	struct ec_vram_slots *S = &cu->slots;
-	const struct ec_slot_layout *ly = &S->layout[layer];
 	uint32_t key = layer * S->n_expert + e;
-	uint64_t t = ++S->tick, t0;
-	const struct ec_expert *x;
+	uint64_t t = ++S->tick, bytes;
 	int32_t s = S->slot_of_key[key];
+	bool copy_failed;
 	int ret;
 
 	if (s >= 0) {
+		struct ec_vslot *v = &S->s[s];
+
 		S->policy->ops->hit(S->policy, key, t);
-		S->s[s].pins++;
+		v->pins++;
+		v->round = S->round;
 		cu->st.expert_hits++;
-		*miss = false;
-		return s;
+		*miss = v->state != EC_VSLOT_READY;
+		if (!*miss)
+			return s;
+		ret = first_use(cu, s);
+		return ret < 0 ? ret : s;
 	}
 	*miss = true;
-	if (S->n_puts == S->n_slots &&
-	    (ret = ec_cuda_slots_finish(cu, src)) < 0)
+	/*
+	 * A get that reads storage may wait for a host slot that one of our
+	 * host copies holds: give them all back first (only then does the
+	 * host wait for copies).
+	 */
+	if (S->n_puts && src->resident && !src->resident(src->priv, layer, e) &&
+	    (ret = ec_cuda_slots_drain(cu)) < 0)
 		return ret;
-	s = take_slot(cu, key, t);
+	s = ec_cuda_slot_take(cu, key, t, false);
 	if (s < 0)
 		return s;
 	cu->st.expert_misses++;
-	t0 = ec_cuda_now_ns();
-	ret = src->get(src->priv, layer, e, &x);
-	cu->st.miss_wait_ns += ec_cuda_now_ns() - t0;
-	if (ret < 0) {
-		S->free_slots[S->n_free++] = (uint32_t)s;
+	ret = ec_cuda_slot_load(cu, s, layer, e, src, &bytes, &copy_failed);
+	if (ret < 0)
 		return ret;
-	}
-	ret = check_expert(ly, x, layer, e);
-	if (ret >= 0)
-		ret = issue_copy(cu, s, ly, x);
-	if (ret < 0) {
-		src->put(src->priv, layer, e);
-		S->free_slots[S->n_free++] = (uint32_t)s;
-		return ret;
-	}
-	S->puts[S->n_puts].layer = layer;
-	S->puts[S->n_puts].expert = e;
-	S->puts[S->n_puts].slot = s;
-	S->n_puts++;
-	S->slot_of_key[key] = s;
-	S->s[s].key = (int32_t)key;
+	S->s[s].state = EC_VSLOT_READY;
+	S->s[s].prefetched = false;
 	S->s[s].pins = 1;
+	S->s[s].round = S->round;
 	S->policy->ops->insert(S->policy, key, t);
 	ret = queue_update(cu, (int32_t)key, s);
 	return ret < 0 ? ret : s;

@@ -193,6 +193,17 @@ static inline int gt_require_gpu(void)
 }
 
 /*
+ * EC_GPU_EMU=1: the "GPU" is the CPU emulation (kernels/emu), thousands of
+ * times slower; tests with long loops run fewer steps of the same checks.
+ */
+static inline int gt_emu(void)
+{
+	const char *e = getenv("EC_GPU_EMU");
+
+	return e && *e && strcmp(e, "0");
+}
+
+/*
  * The CUDA backend for m, or NULL with why filled (the caller skips, or
  * fails under EC_REQUIRE_GPU).  Tests run from the repository root.
  */

@@ -19,7 +19,8 @@ add() {	# add the counts of a closing line "N passed, N failed[, N skipped]"
 	tp=$((tp + p)); tf=$((tf + f)); ts=$((ts + s))
 }
 
-for t in test_cuda_ops test_cuda_route test_cuda_moe test_cuda_model; do
+for t in test_cuda_ops test_cuda_route test_cuda_moe test_cuda_prefetch \
+	test_cuda_host_tier test_cuda_model; do
 	if [ ! -x "$bindir/$t" ]; then
 		echo "$t: not built (make all)"
 		tf=$((tf + 1))

@@ -51,14 +51,22 @@ void ec_cli_error(const char *what, int err);
 
 /*
  * cli_backend.c: open the backend named by --backend (NULL = auto) with
- * --vram-budget (NULL = automatic; SIZE or PCT of the expert bytes),
+ * --vram-budget (NULL = automatic; SIZE or PCT of the expert bytes) and
+ * --vram-prefetch (ec_backend_cuda_params.vram_prefetch: 0 automatic),
  * printing the CPU-fallback note or the error to stderr.
  */
 struct ec_backend;
 struct ec_model;
 int ec_cli_backend_open(const char *cmd, const char *kind,
-			const char *vram_budget, uint32_t threads,
-			const struct ec_model *m, struct ec_backend **out);
+			const char *vram_budget, int32_t vram_prefetch,
+			uint32_t threads, const struct ec_model *m,
+			struct ec_backend **out);
+/*
+ * The CUDA backend's counters (ec_cuda_stats) as obj["cuda"], with the
+ * derived hit rate; nothing for other backends.
+ */
+struct json_t;
+void ec_cli_backend_stats_json(struct ec_backend *be, struct json_t *obj);
 /* "cpu avx512" or "cuda NVIDIA H100 80GB HBM3 (sm_90)", for reports. */
 void ec_cli_backend_describe(struct ec_backend *be, char *buf, size_t len);
 

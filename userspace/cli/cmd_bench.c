@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "ec_backend.h"
+#include "ec_backend_cuda.h"
 #include "ec_error.h"
 #include "ec_generate.h"
 #include "ec_infer.h"
@@ -57,6 +58,31 @@ static int write_routed(const char *path, const struct ec_model *m,
 		fprintf(stderr, "expertcache bench: cannot write %s\n", path);
 	json_decref(o);
 	return ret;
+}
+
+/* The CUDA counters of the last repetition's decode steps, one line. */
+static void print_cuda(struct ec_backend *be, uint32_t n_d, double wall)
+{
+	struct ec_cuda_stats st;
+	double uses;
+
+	if (!n_d || wall <= 0 || !ec_backend_is_cuda(be) ||
+	    ec_backend_cuda_get_stats(be, &st) < 0)
+		return;
+	uses = (double)(st.expert_hits + st.expert_misses);
+	printf("cuda decode: %u slots, hit rate %.3f, %.1f MB copied/token "
+	       "in %.1f copies, VRAM prefetch depth %u: %llu issued, %llu "
+	       "used (%llu late), %llu wasted; host waiting on copies "
+	       "%.1f%%, GPU idle for routing %.1f%%, host in moe_ffn "
+	       "%.1f%%\n", st.n_slots, uses ? st.expert_hits / uses : 0.0,
+	       st.h2d_bytes / 1e6 / n_d, (double)st.h2d_copies / n_d,
+	       st.prefetch_depth, (unsigned long long)st.prefetch_issued,
+	       (unsigned long long)st.prefetch_used,
+	       (unsigned long long)st.prefetch_late,
+	       (unsigned long long)st.prefetch_wasted,
+	       100 * st.copy_wait_ns * 1e-9 / wall,
+	       100 * st.sync_bubble_ns * 1e-9 / wall,
+	       100 * st.moe_host_ns * 1e-9 / wall);
 }
 
 int ec_cmd_bench(int argc, char **argv)
@@ -161,8 +187,8 @@ int ec_cmd_bench(int argc, char **argv)
 		ec_cli_error(model, ret);
 		return 1;
 	}
-	if (ec_cli_backend_open("bench", backend, vram_budget, threads, m,
-				&be) < 0)
+	if (ec_cli_backend_open("bench", backend, vram_budget,
+				so.vram_prefetch, threads, m, &be) < 0)
 		goto out;
 	cp.n_ctx = n_p + n_d + 1;
 	if (ec_run_storage_ctx_params(&so, &cp) < 0)
@@ -194,8 +220,10 @@ int ec_cmd_bench(int argc, char **argv)
 			break;
 		if (n_p / dt > best_p)
 			best_p = n_p / dt;
-		if (r == reps - 1)
+		if (r == reps - 1) {
 			ec_run_storage_reset_stats(rs);
+			ec_backend_cuda_reset_stats(be);
+		}
 		t0 = ec_now();
 		for (i = 0; i < n_d && ret >= 0; i++)
 			ret = ec_ctx_eval(ctx, ids + n_p + i, 1, logits, 0);
@@ -210,27 +238,38 @@ int ec_cmd_bench(int argc, char **argv)
 	}
 	ec_cli_backend_describe(be, what, sizeof(what));
 	if (json) {
-		json_t *st = json_object();
-		char *sj = NULL;
+		json_t *st = json_object(), *cj = json_object();
+		char *sj = NULL, *cs = NULL;
 
 		if (st && rs) {
 			ec_run_storage_stats(rs, ctx, st, wall);
 			sj = json_dumps(st, JSON_COMPACT);
 		}
+		/* CUDA counters of the last repetition's decode steps */
+		if (cj) {
+			ec_cli_backend_stats_json(be, cj);
+			if (json_object_get(cj, "cuda"))
+				cs = json_dumps(json_object_get(cj, "cuda"),
+						JSON_COMPACT);
+		}
 		printf("{\"model\": \"%s\", \"threads\": %u, "
 		       "\"backend\": \"%s\", \"prompt_tokens\": %u, "
 		       "\"decode_tokens\": %u, "
 		       "\"prompt_tok_per_s\": %.3f, \"decode_tok_per_s\": %.3f"
-		       "%s%s}\n",
+		       "%s%s%s%s}\n",
 		       model, threads, what, n_p, n_d, best_p,
-		       best_d, sj ? ", \"storage\": " : "", sj ? sj : "");
+		       best_d, sj ? ", \"storage\": " : "", sj ? sj : "",
+		       cs ? ", \"cuda\": " : "", cs ? cs : "");
 		free(sj);
+		free(cs);
 		json_decref(st);
+		json_decref(cj);
 	} else {
 		printf("%s: prefill %u tokens %.2f tok/s, decode %u tokens "
 		       "%.2f tok/s (%s, best of %u)\n",
 		       model, n_p, best_p, n_d, best_d, what,
 		       reps);
+		print_cuda(be, n_d, wall);
 	}
 	rc = stats_json && write_routed(stats_json, m, ctx) < 0;
 out:

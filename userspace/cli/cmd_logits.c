@@ -118,7 +118,7 @@ int ec_cmd_logits(int argc, char **argv)
 		ec_cli_error(model_path, ret);
 		goto out;
 	}
-	ret = ec_cli_backend_open("logits", backend, vram_budget, threads, m,
+	ret = ec_cli_backend_open("logits", backend, vram_budget, 0, threads, m,
 				  &be);
 	if (ret < 0)
 		goto out;

@@ -291,7 +291,7 @@ static int load_tokenizer(const struct ec_model *m, const char *model_path,
 }
 
 static void write_stats(const char *path, const struct ec_gen_stats *st,
-			const char *isa, uint32_t threads,
+			struct ec_backend *be, uint32_t threads,
 			struct run_storage *rs, struct ec_ctx *ctx,
 			const struct ec_model *m)
 {
@@ -323,9 +323,12 @@ static void write_stats(const char *path, const struct ec_gen_stats *st,
 			    json_boolean(st->stopped_at_eos));
 	json_object_set_new(o, "peak_rss_bytes",
 			    json_integer((json_int_t)ru.ru_maxrss * 1024));
-	json_object_set_new(o, "backend", json_string("cpu"));
-	json_object_set_new(o, "cpu_isa", json_string(isa));
+	json_object_set_new(o, "backend", json_string(be->ops->name));
+	if (ec_backend_cpu_isa(be))
+		json_object_set_new(o, "cpu_isa",
+				    json_string(ec_backend_cpu_isa(be)));
 	json_object_set_new(o, "threads", json_integer(threads));
+	ec_cli_backend_stats_json(be, o);	/* CUDA: decode and prefill */
 	ec_run_storage_stats(rs, ctx, o,
 			     st->prompt_seconds + st->decode_seconds);
 	ec_routed_stats_json(o, m, ctx);	/* for profile --from-stats */
@@ -422,8 +425,8 @@ int ec_cmd_run(int argc, char **argv)
 			n_ids, cp.n_ctx, m->hp.n_ctx);
 		goto out;
 	}
-	ret = ec_cli_backend_open("run", o.backend, o.vram_budget, o.threads,
-				  m, &be);
+	ret = ec_cli_backend_open("run", o.backend, o.vram_budget,
+				  o.st.vram_prefetch, o.threads, m, &be);
 	if (ret < 0)
 		goto out;
 	if (ec_run_storage_ctx_params(&o.st, &cp) < 0)
@@ -484,8 +487,7 @@ int ec_cmd_run(int argc, char **argv)
 		st.decode_seconds > 0 ? st.decode_steps / st.decode_seconds : 0,
 		st.stopped_at_eos ? ", stopped at end of text" : "");
 	if (o.stats_json)
-		write_stats(o.stats_json, &st, ec_backend_cpu_isa(be),
-			    o.threads, rs, ctx, m);
+		write_stats(o.stats_json, &st, be, o.threads, rs, ctx, m);
 	rc = 0;
 out:
 	ec_tok_stream_free(so.st);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "ec_backend_cuda.h"
 #include "ec_cache.h"
 #include "ec_error.h"
 #include "ec_storage.h"
@@ -24,6 +25,7 @@ enum {
 	OPT_SQPOLL,
 	OPT_PROBLEM_ID,
 	OPT_LAYOUT,
+	OPT_VRAM_PREFETCH,
 };
 
 const struct option ec_run_storage_options[] = {
@@ -39,6 +41,7 @@ const struct option ec_run_storage_options[] = {
 	{ "sqpoll", no_argument, NULL, OPT_SQPOLL },
 	{ "problem-id", required_argument, NULL, OPT_PROBLEM_ID },
 	{ "layout", required_argument, NULL, OPT_LAYOUT },
+	{ "vram-prefetch", required_argument, NULL, OPT_VRAM_PREFETCH },
 	{ 0 },
 };
 
@@ -74,7 +77,14 @@ const char ec_run_storage_help[] =
 	"  --no-module           do not use /dev/expertcache for the host "
 	"tier\n"
 	"  --record-trace FILE   write the routing trace (JSONL)\n"
-	"  --problem-id N        problem_id written into the trace\n";
+	"  --problem-id N        problem_id written into the trace\n"
+	"  --vram-prefetch D     CUDA: copy the experts the routers of the "
+	"next D\n"
+	"                        layers predict into VRAM while a layer "
+	"computes\n"
+	"                        (0 = off; default 1 when not every expert "
+	"fits in\n"
+	"                        the VRAM budget; at most 4)\n";
 
 int ec_run_storage_parse(int c, const char *arg, struct run_storage_opts *o)
 {
@@ -120,6 +130,12 @@ int ec_run_storage_parse(int c, const char *arg, struct run_storage_opts *o)
 		return 1;
 	case OPT_SQPOLL:
 		o->sqpoll = 1;
+		return 1;
+	case OPT_VRAM_PREFETCH:
+		if (ec_cli_parse_uint(arg, &v) < 0 ||
+		    v > EC_CUDA_PREFETCH_MAX_DEPTH)
+			return -1;
+		o->vram_prefetch = v ? (int32_t)v : -1;
 		return 1;
 	case OPT_PROBLEM_ID:
 		o->problem_id = strtoll(arg, &end, 10);

@@ -22,6 +22,8 @@ struct run_storage_opts {
 	int no_module;
 	int sqpoll;
 	int64_t problem_id;
+	int32_t vram_prefetch;		/* ec_backend_cuda_params.vram_prefetch:
+					 * 0 automatic, -1 off, else depth */
 };
 
 struct run_storage;

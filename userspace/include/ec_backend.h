@@ -123,12 +123,40 @@ struct ec_backend_ops {
 	 * down(silu(gate x) * up x) over the experts e = ids[t*k+j] of layer
 	 * `layer` (x (n, n_embd); ids, weights host arrays (n, k)).  The
 	 * backend fetches the weights of experts it does not hold itself
-	 * through src (get before it reads the host copy, put after).
+	 * through src (get before it reads the host copy, put after).  A
+	 * backend that copies asynchronously may put a host copy back at a
+	 * later call, once its copy has completed, and at the latest in
+	 * `sync`; it keeps src's put and priv, not the src pointer.
 	 */
 	int (*moe_ffn)(struct ec_backend *be, float *y, const float *x,
 		       uint32_t n, uint32_t layer, uint32_t n_expert,
 		       uint32_t k, const int32_t *ids, const float *weights,
 		       const struct ec_expert_source *src);
+
+	/*
+	 * Expert prefetch into the backend's own expert memory (an optional
+	 * pair; NULL on the CPU, which keeps its path bit for bit).
+	 *
+	 * prefetch_depth: how many layers ahead the backend wants
+	 * predictions, 0 = none (the CUDA backend: 1 by default when not
+	 * every expert fits in its VRAM budget).
+	 *
+	 * prefetch: logits (n, n_expert), a backend buffer, are the router
+	 * logits of the coming layer `layer` evaluated on the current hidden
+	 * state.  The backend picks each token's `width` best experts on the
+	 * device (softmax order, ties to the lower index) and starts copying
+	 * those it does not hold while the current layer computes, without
+	 * blocking the caller or the compute: the picks reach the host with
+	 * the synchronisation of the next `route` call (no wait of their
+	 * own), and the next `moe_ffn` (of a layer before `layer`) issues
+	 * the copies after its own misses, through its src, skipping experts
+	 * whose host copy src->resident says would need I/O.  Only a hint:
+	 * results never change, and the backend may drop it.
+	 */
+	uint32_t (*prefetch_depth)(struct ec_backend *be);
+	int (*prefetch)(struct ec_backend *be, uint32_t layer,
+			const float *logits, uint32_t n, uint32_t n_expert,
+			uint32_t width);
 };
 
 struct ec_backend {

@@ -13,7 +13,8 @@
  * up and down each) within vram_budget; the rest of the model is uploaded
  * once on first use.  Misses are copied from host memory (the storage
  * cache's slots or the model mapping) on a copy stream while the resident
- * experts already run.
+ * experts already run; with VRAM prefetch the experts the next layers'
+ * routers predict are copied while the current layer computes.
  */
 #ifndef EC_BACKEND_CUDA_H
 #define EC_BACKEND_CUDA_H
@@ -39,12 +40,32 @@ struct ec_backend_cuda_params {
 	/* Slot replacement policy by name ("lru" when NULL; ec_policy.h) */
 	const char *policy;
 	/*
-	 * Do not page-lock the model's file mappings (cudaHostRegister):
-	 * misses are then copied from pageable memory, more slowly.  The
-	 * mappings are registered only when they fit in half of RAM.
+	 * Do not page-lock the model's file mappings nor the expert
+	 * source's host regions (the storage cache's host tier) with
+	 * cudaHostRegister: misses are then copied from pageable memory,
+	 * more slowly.  The mappings are registered only when they fit in
+	 * half of RAM; the host tier (already in RAM) always.
 	 */
 	bool no_host_register;
+	/*
+	 * VRAM prefetch: how many layers ahead the forward pass predicts
+	 * experts (the next layers' routers on the current hidden state)
+	 * for the backend to copy in while the current layer computes.
+	 * 0 = automatic: 1 when not every expert fits in the budget, else
+	 * off; < 0 = off; at most EC_CUDA_PREFETCH_MAX_DEPTH.
+	 */
+	int32_t vram_prefetch;
+	/*
+	 * Multiply quantised weights (Q8_0, Q4_K, Q6_K) by the f32
+	 * activations exactly, as before, instead of the default: the
+	 * activations rounded to 8 bits per block exactly as the CPU
+	 * backend does (as llama.cpp does) and integer dot products.
+	 * $EC_CUDA_EXACT=1 sets it too.
+	 */
+	bool exact_f32_act;
 };
+
+#define EC_CUDA_PREFETCH_MAX_DEPTH 4
 
 /*
  * Load the CUDA backend.  Errors, each with a message: -ENOENT the shared
@@ -77,8 +98,52 @@ struct ec_cuda_stats {
 	 * the host to the first expert kernel of that layer being launched.
 	 */
 	uint64_t sync_bubble_ns;
-	uint64_t miss_wait_ns;		/* host blocked on expert fetches */
+	uint64_t miss_wait_ns;		/* host blocked on expert fetches:
+					 * get_wait_ns + copy_wait_ns */
 	uint64_t moe_host_ns;		/* host time inside moe_ffn */
+	/* copies */
+	uint64_t h2d_copies;		/* cudaMemcpyAsync calls for experts:
+					 * one per expert when its host parts
+					 * sit as in a slot (layout files),
+					 * else one per part */
+	uint64_t get_wait_ns;		/* host inside src->get */
+	uint64_t copy_wait_ns;		/* host blocked on copy completion
+					 * (host copies are put back lazily:
+					 * only when too many are pending,
+					 * and in sync) */
+	uint32_t puts_pending;		/* host copies not yet put back */
+	/* VRAM prefetch (see ec_backend_ops.prefetch) */
+	uint32_t prefetch_depth;	/* layers ahead, 0 = off */
+	uint64_t prefetch_issued;	/* experts copied ahead of their use */
+	uint64_t prefetch_used;		/* used by their layer, not evicted */
+	uint64_t prefetch_wasted;	/* evicted without being used */
+	uint32_t prefetch_pending;	/* prefetched, neither used nor evicted
+					 * yet: issued = used + wasted +
+					 * pending (a reset keeps that) */
+	uint64_t prefetch_bytes;
+	uint64_t prefetch_skipped;	/* picks not copied: host copy not
+					 * resident, no slot, or dropped */
+	uint64_t prefetch_late;		/* used while its copy was not known
+					 * complete at the start of the call
+					 * (the compute may have waited) */
+	uint64_t loading_hits;		/* demand uses that found their
+					 * expert LOADING (copy issued, not
+					 * yet waited on): waited on its
+					 * event, no second copy */
+	/*
+	 * The expert source's host memory (the storage cache's host tier,
+	 * ec_expert_source.host_regions) page-locked for DMA now; state,
+	 * not counters (a reset keeps them).  Regions not registered
+	 * (refused by CUDA, or no_host_register) are copied from as
+	 * pageable memory, counted in h2d_pageable.
+	 */
+	uint64_t host_tier_bytes;	/* bytes registered */
+	uint32_t host_tier_regions;	/* regions registered */
+	uint32_t host_tier_refused;	/* regions not registered */
+	char host_tier_refusal[160];	/* why the last was not, else "" */
+	uint32_t host_tier_registrations; /* cudaHostRegister calls that
+					   * succeeded since creation: one
+					   * per region of each new source */
 };
 
 /* Counters since creation (or the last reset). */

@@ -14,6 +14,18 @@
 struct ec_ctx;
 
 /*
+ * A range of host memory an expert source hands expert bytes out of.
+ * `generation` changes whenever the memory behind `base` is mapped anew
+ * (a new cache may land at the address of a freed one), so a consumer
+ * that page-locked a range knows to register it again.
+ */
+struct ec_host_region {
+	void *base;
+	uint64_t bytes;
+	uint64_t generation;
+};
+
+/*
  * Where expert weights come from.  The default returns the model's own views
  * (file mapping); the storage engine installs its cache here.  `get` returns
  * 0 and fills *out with views whose data pointers stay valid until `put`;
@@ -32,6 +44,20 @@ struct ec_expert_source {
 	int (*resident)(void *priv, uint32_t layer, uint32_t expert);
 	void (*prefetch)(void *priv, uint32_t layer, const int32_t *ids,
 			 uint32_t n);
+	/*
+	 * Optional.  host_regions: the host memory every view get() hands
+	 * out lies in (the storage cache's host tier), for a GPU backend to
+	 * page-lock (cudaHostRegister) so its copies go by DMA.  Fills up
+	 * to `max` regions and returns how many there are (0: none).  They
+	 * stay mapped for the source's lifetime.  The CUDA backend keeps
+	 * them registered until it copies an expert from a source with
+	 * other regions (or none) or is destroyed: after the source's
+	 * memory is unmapped, nothing mapped anew at those addresses may be
+	 * copied to that GPU before then (CUDA would read the old pages).
+	 * NULL = unknown: copies from pageable memory.
+	 */
+	int (*host_regions)(void *priv, struct ec_host_region *out,
+			    uint32_t max);
 	void *priv;
 };
 

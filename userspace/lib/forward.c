@@ -47,6 +47,7 @@ struct ec_ctx {
 
 	enum ec_miss_policy on_miss;
 	uint32_t pf_width, pf_depth;
+	uint32_t vpf_depth;	/* VRAM prefetch: layers ahead (backend's) */
 	uint8_t *predicted;	/* (n_layer, n_expert): prefetched for the
 				 * current decode step */
 	struct ec_ctx_counters ctr;
@@ -78,6 +79,7 @@ void ec_ctx_set_expert_source(struct ec_ctx *c,
 		c->src.put = default_put;
 		c->src.resident = NULL;
 		c->src.prefetch = NULL;
+		c->src.host_regions = NULL;
 		c->src.priv = (void *)c->m;
 	}
 }
@@ -192,6 +194,8 @@ int ec_ctx_create(const struct ec_model *m, struct ec_backend *be,
 	c->routed = calloc((size_t)hp->n_layer * hp->n_expert,
 			   sizeof(uint64_t));
 	c->predicted = calloc((size_t)hp->n_layer * hp->n_expert, 1);
+	if (be->ops->prefetch && be->ops->prefetch_depth)
+		c->vpf_depth = be->ops->prefetch_depth(be);
 	if (p) {
 		c->on_miss = p->on_miss;
 		c->pf_width = p->prefetch_width < hp->n_expert ?
@@ -433,6 +437,38 @@ static int prefetch_ahead(struct ec_ctx *c, uint32_t l, uint32_t n)
 	return 0;
 }
 
+/*
+ * VRAM prefetch (a backend with the prefetch op, decode steps): the
+ * routers of the next vpf_depth layers on the hidden state after layer
+ * l's attention, as prefetch_ahead, but picked and copied by the backend
+ * without a synchronisation of their own: they are queued before layer
+ * l's routing, whose one wait covers them, and their copies run while
+ * layer l's experts compute.
+ */
+static int vram_prefetch_ahead(struct ec_ctx *c, uint32_t l, uint32_t n)
+{
+	const struct ec_hparams *hp = &c->m->hp;
+	struct ec_backend *be = c->be;
+	const struct ec_backend_ops *o = be->ops;
+	uint32_t d;
+	int ret;
+
+	for (d = 1; d <= c->vpf_depth && l + d < hp->n_layer; d++) {
+		const struct ec_layer *L = &c->m->layers[l + d];
+
+		o->rmsnorm(be, c->xn, c->x, &L->ffn_norm, n, hp->n_embd,
+			   hp->rms_eps);
+		ret = o->matmul(be, c->rlog, &L->router, c->xn, n, 0);
+		if (ret < 0)
+			return ret;
+		ret = o->prefetch(be, l + d, c->rlog, n, hp->n_expert,
+				  hp->n_expert_used);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
 /* MoE block: x += experts(norm(x)) [+ shared expert]. */
 static int moe_block(struct ec_ctx *c, uint32_t l, uint32_t n)
 {
@@ -543,6 +579,11 @@ static int eval_chunk(struct ec_ctx *c, const int32_t *tokens, uint32_t n,
 			if (ret < 0)
 				return ret;
 		}
+		if (n == 1 && c->vpf_depth) {
+			ret = vram_prefetch_ahead(c, l, n);
+			if (ret < 0)
+				return ret;
+		}
 		ret = moe_block(c, l, n);
 		if (ret < 0)
 			return ret;
@@ -583,8 +624,13 @@ int ec_ctx_eval(struct ec_ctx *c, const int32_t *tokens, uint32_t n,
 		else if (logits && last)
 			out = logits;
 		ret = eval_chunk(c, tokens + done, chunk, out, all_logits);
-		if (ret < 0)
+		if (ret < 0) {
+			/* a backend may hold host copies of the expert source
+			 * until sync: give them back before the caller may
+			 * drop the source */
+			c->be->ops->sync(c->be);
 			return ret;
+		}
 		done += chunk;
 	}
 	c->be->ops->sync(c->be);

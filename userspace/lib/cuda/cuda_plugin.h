@@ -14,7 +14,7 @@
 #include "ec_backend_cuda.h"
 #include "ec_policy.h"
 
-#define EC_CUDA_PLUGIN_ABI 3
+#define EC_CUDA_PLUGIN_ABI 5
 #define EC_CUDA_PLUGIN_SYMBOL "ec_cuda_plugin_get"
 #define EC_CUDA_PLUGIN_SONAME "libexpertcache_cuda.so"
 
@@ -41,8 +41,23 @@ struct ec_cuda_host {
 	uint64_t host_ram;
 };
 
+/*
+ * ec_cuda_plugin.flags.  EMULATED: built against the CPU emulation of
+ * CUDA (kernels/emu): loaded only when $EC_CUDA_LIB names it, never found
+ * by the search, and it needs no driver.
+ */
+#define EC_CUDA_PLUGIN_EMULATED 0x1u
+#ifndef EC_CUDA_PLUGIN_FLAGS
+#ifdef EC_CUDA_EMU	/* defined by the emulation's cuda_runtime_api.h */
+#define EC_CUDA_PLUGIN_FLAGS EC_CUDA_PLUGIN_EMULATED
+#else
+#define EC_CUDA_PLUGIN_FLAGS 0u
+#endif
+#endif
+
 struct ec_cuda_plugin {
 	uint32_t abi;
+	uint32_t flags;		/* EC_CUDA_PLUGIN_* */
 	/*
 	 * Create the backend on p->device.  On failure returns a negative
 	 * error with a message through host->err and, when the cause is

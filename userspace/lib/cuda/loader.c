@@ -15,6 +15,7 @@
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static const struct ec_cuda_plugin *plugin;
 static char load_error[768];
+static char loaded_from[PATH_MAX];	/* $EC_CUDA_LIB when it was used */
 
 static void *try_open(const char *path)
 {
@@ -35,8 +36,10 @@ static void *open_plugin(void)
 	ssize_t n;
 	void *h;
 
-	if (env && *env)
+	if (env && *env) {
+		snprintf(loaded_from, sizeof(loaded_from), "%s", env);
 		return try_open(env);
+	}
 	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	if (n > 0) {
 		exe[n] = '\0';
@@ -69,6 +72,15 @@ static void load_plugin(void)
 			 "%s: plugin interface %u, expected %u (rebuild it)",
 			 EC_CUDA_PLUGIN_SONAME, p ? p->abi : 0,
 			 EC_CUDA_PLUGIN_ABI);
+		dlclose(h);
+		return;
+	}
+	/* the CPU emulation is for tests: only ever by explicit request */
+	if ((p->flags & EC_CUDA_PLUGIN_EMULATED) && !loaded_from[0]) {
+		snprintf(load_error, sizeof(load_error),
+			 "%s found by the search is the CPU emulation of CUDA "
+			 "(kernels/emu); it is loaded only when EC_CUDA_LIB "
+			 "names it", EC_CUDA_PLUGIN_SONAME);
 		dlclose(h);
 		return;
 	}
@@ -193,6 +205,10 @@ int ec_backend_open(enum ec_backend_kind kind, uint32_t n_threads,
 	if (kind == EC_BACKEND_CPU)
 		return ec_backend_cpu_create(n_threads, out);
 	ret = create(cp, out, &why);
+	if (ret >= 0 && (plugin->flags & EC_CUDA_PLUGIN_EMULATED))
+		snprintf(note, note_len, "cuda backend: the CPU emulation of "
+			 "CUDA (%s): kernels are checked, timings mean "
+			 "nothing", loaded_from);
 	if (ret >= 0)
 		return ret;
 	if (why == EC_CUDA_NO_DRIVER)

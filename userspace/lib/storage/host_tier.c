@@ -172,6 +172,9 @@ static void place_and_lock(struct ec_host_tier *t,
 		memset(t->base, 0, t->map_bytes);
 }
 
+/* Pools created so far in this process (their generations). */
+static uint64_t tier_generation;
+
 int ec_host_tier_create(const struct ec_host_tier_params *p,
 			struct ec_host_tier **out)
 {
@@ -191,6 +194,8 @@ int ec_host_tier_create(const struct ec_host_tier_params *p,
 	if (!t)
 		return ec_err(-ENOMEM, "out of memory");
 	t->module_fd = -1;
+	t->generation = __atomic_add_fetch(&tier_generation, 1,
+					   __ATOMIC_RELAXED);
 	t->info.slot_bytes = slot;
 	t->info.n_slots = p->n_slots;
 	t->info.bytes = bytes;

@@ -17,6 +17,9 @@ struct ec_host_tier {
 	struct ec_host_tier_info info;
 	int module_fd;		/* /dev/expertcache, -1 when userspace */
 	void *module_priv;
+	/* unique per pool in this process: tells a pool mapped at a freed
+	 * one's address from it (expert sources' host_regions) */
+	uint64_t generation;
 };
 
 /*
