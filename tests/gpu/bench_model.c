@@ -36,14 +36,8 @@ static struct ec_backend *backend(const struct ec_model *m, uint64_t budget,
 {
 	struct ec_backend_cuda_params p = { .model = m, .vram_budget = budget,
 					    .vram_prefetch = prefetch };
-	struct ec_backend *be = NULL;
 
-	setenv("EC_CUDA_LIB", "build/libexpertcache_cuda.so", 0);
-	if (ec_backend_cuda_create(&p, &be) < 0) {
-		snprintf(why, len, "%s", ec_error_msg());
-		return NULL;
-	}
-	return be;
+	return gt_cuda_with(&p, why, len);
 }
 
 /*

@@ -207,20 +207,38 @@ static inline int gt_emu(void)
  * The CUDA backend for m, or NULL with why filled (the caller skips, or
  * fails under EC_REQUIRE_GPU).  Tests run from the repository root.
  */
+static inline struct ec_backend *
+gt_cuda_with(const struct ec_backend_cuda_params *p, char *why,
+	     size_t why_len)
+{
+	struct ec_backend *be = NULL;
+
+	setenv("EC_CUDA_LIB", "build/libexpertcache_cuda.so", 0);
+	if (ec_backend_cuda_create(p, &be) < 0) {
+		snprintf(why, why_len, "%s", ec_error_msg());
+		return NULL;
+	}
+	return be;
+}
+
 static inline struct ec_backend *gt_cuda(const struct ec_model *m,
 					 uint64_t budget, char *why,
 					 size_t why_len)
 {
 	struct ec_backend_cuda_params p = { .model = m,
 					    .vram_budget = budget };
-	struct ec_backend *be = NULL;
 
-	setenv("EC_CUDA_LIB", "build/libexpertcache_cuda.so", 0);
-	if (ec_backend_cuda_create(&p, &be) < 0) {
-		snprintf(why, why_len, "%s", ec_error_msg());
-		return NULL;
-	}
-	return be;
+	return gt_cuda_with(&p, why, why_len);
+}
+
+/* The backend's counters (zeros when it has none). */
+static inline struct ec_cuda_stats gt_cuda_stats(struct ec_backend *be)
+{
+	struct ec_cuda_stats st;
+
+	memset(&st, 0, sizeof(st));
+	ec_backend_cuda_get_stats(be, &st);
+	return st;
 }
 
 /* A device buffer holding host data, and back. */

@@ -34,24 +34,10 @@ static struct ec_backend *cuda_be(const struct ec_model *m, uint64_t budget,
 {
 	struct ec_backend_cuda_params p = { .model = m, .vram_budget = budget,
 					    .no_host_register = no_register };
-	struct ec_backend *be = NULL;
 
-	setenv("EC_CUDA_LIB", "build/libexpertcache_cuda.so", 0);
-	if (ec_backend_cuda_create(&p, &be) < 0) {
-		snprintf(why, len, "%s", ec_error_msg());
-		return NULL;
-	}
-	return be;
+	return gt_cuda_with(&p, why, len);
 }
 
-static struct ec_cuda_stats stats(struct ec_backend *be)
-{
-	struct ec_cuda_stats st;
-
-	memset(&st, 0, sizeof(st));
-	ec_backend_cuda_get_stats(be, &st);
-	return st;
-}
 
 /* (N_PROMPT + N_DEC, vocab) logits: a prefill, then decode steps */
 static int run(const struct ec_model *m, struct ec_backend *be,
@@ -127,7 +113,7 @@ static void through_cache(struct fixture *f, const char *model)
 	/* 1. the hooked source: DMA from the registered host tier */
 	ret = run(f->m, be, &src, f->tok, f->got);
 	check_logits(f, ret, "cache 25% + VRAM 25%");
-	st = stats(be);
+	st = gt_cuda_stats(be);
 	ec_cache_get_stats(c, &cs);
 	EC_CHECK(st.expert_misses > 0 && st.h2d_bytes > 0 && cs.evictions > 0,
 		 "experts streamed: %llu VRAM misses, %llu bytes, %llu host "
@@ -162,7 +148,7 @@ static void through_cache(struct fixture *f, const char *model)
 	ec_backend_cuda_reset_stats(be);
 	ret = run(f->m, be, &plain, f->tok, f->got);
 	check_logits(f, ret, "plain source");
-	st = stats(be);
+	st = gt_cuda_stats(be);
 	EC_CHECK(st.h2d_bytes > 0 && st.h2d_pageable == st.h2d_bytes,
 		 "plain source: %llu of %llu bytes pageable",
 		 (unsigned long long)st.h2d_pageable,
@@ -177,7 +163,7 @@ static void through_cache(struct fixture *f, const char *model)
 	ec_backend_cuda_reset_stats(be);
 	ret = run(f->m, be, &src, f->tok, f->got);
 	check_logits(f, ret, "hooked source again");
-	st = stats(be);
+	st = gt_cuda_stats(be);
 	EC_CHECK(st.h2d_bytes > 0 && st.h2d_pageable == 0 &&
 		 st.host_tier_bytes == tier_bytes &&
 		 st.host_tier_registrations == 2,
@@ -198,7 +184,7 @@ out:
 		ec_cache_expert_source(c, &src);
 		ret = run(f->m, be, &src, f->tok, f->got);
 		check_logits(f, ret, "no_host_register");
-		st = stats(be);
+		st = gt_cuda_stats(be);
 		EC_CHECK(st.host_tier_bytes == 0 && st.host_tier_refused == 1 &&
 			 strstr(st.host_tier_refusal, "no_host_register") &&
 			 st.h2d_pageable == st.h2d_bytes && st.h2d_bytes > 0,
@@ -314,7 +300,7 @@ static void through_arena(struct fixture *f)
 	a.generation = 1;
 	ret = run(f->m, be, &src, f->tok, f->got);
 	check_logits(f, ret, "arena named twice");
-	st = stats(be);
+	st = gt_cuda_stats(be);
 	EC_CHECK(st.host_tier_bytes == a.bytes && st.host_tier_regions == 1 &&
 		 st.host_tier_refused == 1 && st.host_tier_refusal[0] &&
 		 st.h2d_bytes > 0 && st.h2d_pageable == 0 &&
@@ -333,7 +319,7 @@ static void through_arena(struct fixture *f)
 	ec_backend_cuda_reset_stats(be);
 	ret = run(f->m, be, &src, f->tok, f->got);
 	check_logits(f, ret, "arena, new generation");
-	st = stats(be);
+	st = gt_cuda_stats(be);
 	EC_CHECK(st.host_tier_registrations == 2 &&
 		 st.host_tier_bytes == a.bytes && st.host_tier_refused == 0 &&
 		 !st.host_tier_refusal[0] && st.h2d_pageable == 0,

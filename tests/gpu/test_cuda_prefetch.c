@@ -91,24 +91,10 @@ static struct ec_backend *cuda_be(const struct ec_model *m, uint64_t budget,
 {
 	struct ec_backend_cuda_params p = { .model = m, .vram_budget = budget,
 					    .vram_prefetch = prefetch };
-	struct ec_backend *be = NULL;
 
-	setenv("EC_CUDA_LIB", "build/libexpertcache_cuda.so", 0);
-	if (ec_backend_cuda_create(&p, &be) < 0) {
-		snprintf(why, len, "%s", ec_error_msg());
-		return NULL;
-	}
-	return be;
+	return gt_cuda_with(&p, why, len);
 }
 
-static struct ec_cuda_stats stats(struct ec_backend *be)
-{
-	struct ec_cuda_stats st;
-
-	memset(&st, 0, sizeof(st));
-	ec_backend_cuda_get_stats(be, &st);
-	return st;
-}
 
 static int consistent(const struct ec_cuda_stats *st)
 {
@@ -203,7 +189,7 @@ static void op_balance(struct oplevel *o, const char *what)
 
 	o->be->ops->sync(o->be);
 	o->full->ops->sync(o->full);
-	st = stats(o->be);
+	st = gt_cuda_stats(o->be);
 	EC_CHECK(o->cs.outstanding == 0 && o->cf.outstanding == 0 &&
 		 st.puts_pending == 0 &&
 		 o->cs.gets == st.expert_misses + st.prefetch_issued &&
@@ -282,7 +268,7 @@ static void pinned_never_evicted(uint32_t n_slots, int split)
 	step(&o, 0, l0, what);
 	predict(&o, 1, l1, TOPK);
 	step(&o, 0, l0, what);
-	st = stats(o.be);
+	st = gt_cuda_stats(o.be);
 	EC_CHECK(st.n_slots == n_slots && st.expert_misses == TOPK &&
 		 st.expert_hits == TOPK && st.evictions == 0 &&
 		 st.prefetch_issued == spare &&
@@ -296,7 +282,7 @@ static void pinned_never_evicted(uint32_t n_slots, int split)
 		 (unsigned long long)st.prefetch_issued,
 		 (unsigned long long)st.prefetch_skipped);
 	step(&o, 1, l1, what);
-	st = stats(o.be);
+	st = gt_cuda_stats(o.be);
 	show(what, &st);
 	EC_CHECK(st.loading_hits == spare && st.prefetch_used == spare &&
 		 st.expert_misses == 2 * TOPK - spare && consistent(&st),
@@ -332,7 +318,7 @@ static void nearer_layer_first(void)
 	predict(&o, 2, l2b, TOPK);
 	predict(&o, 1, l1, TOPK);
 	step(&o, 0, l0, "10 slots, layer 0 with predictions");
-	st = stats(o.be);
+	st = gt_cuda_stats(o.be);
 	EC_CHECK(st.expert_misses == 2 * TOPK && st.prefetch_issued == 6 &&
 		 st.prefetch_skipped == 2 && st.evictions == 4 &&
 		 st.prefetch_pending == 6,
@@ -342,13 +328,13 @@ static void nearer_layer_first(void)
 		 (unsigned long long)st.prefetch_skipped,
 		 (unsigned long long)st.evictions);
 	step(&o, 1, l1, "10 slots, layer 1");
-	st = stats(o.be);
+	st = gt_cuda_stats(o.be);
 	EC_CHECK(st.loading_hits == TOPK && st.expert_misses == 2 * TOPK,
 		 "layer 1 after its prediction: %llu loading hits, %llu "
 		 "misses", (unsigned long long)st.loading_hits,
 		 (unsigned long long)st.expert_misses);
 	step(&o, 2, l2b, "10 slots, layer 2 again");
-	st = stats(o.be);
+	st = gt_cuda_stats(o.be);
 	show("10 slots, two layers ahead", &st);
 	EC_CHECK(st.loading_hits == TOPK + 2 &&
 		 st.expert_misses == 2 * TOPK + 2 && consistent(&st),
@@ -358,7 +344,7 @@ static void nearer_layer_first(void)
 	/* a stale prediction (for a layer already past) is dropped */
 	predict(&o, 1, l2a, TOPK);
 	step(&o, 2, l2b, "10 slots, stale prediction");
-	st = stats(o.be);
+	st = gt_cuda_stats(o.be);
 	EC_CHECK(st.prefetch_issued == 6 && st.prefetch_skipped == 2 + TOPK,
 		 "stale prediction: %llu issued, %llu skipped",
 		 (unsigned long long)st.prefetch_issued,
@@ -445,7 +431,7 @@ static void forward_case(const struct ec_model *m, const int32_t *tok,
 	if (!be)
 		return;
 	run(m, be, tok, &src, &r);
-	st = stats(be);
+	st = gt_cuda_stats(be);
 	show(what, &st);
 	EC_CHECK(r.ok && !memcmp(r.logits, ref->logits,
 				 sizeof(float) * m->hp.n_vocab * N_DEC) &&
@@ -512,7 +498,7 @@ static void forward(const char *dir, enum ec_dtype gu, enum ec_dtype down)
 		goto out;
 	src.m = m;
 	run(m, full, tok, &src, &ref);
-	st = stats(full);
+	st = gt_cuda_stats(full);
 	/* everything fits: prefetch off by default */
 	EC_CHECK(st.prefetch_depth == 0 && st.prefetch_issued == 0,
 		 "full residency: depth %u", st.prefetch_depth);
