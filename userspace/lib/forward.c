@@ -404,9 +404,15 @@ static void substitute_misses(struct ec_ctx *c, uint32_t l, uint32_t n)
 }
 
 /*
- * Prefetch: the routers of the next pf_depth layers on the hidden state
- * after layer l's attention; their top pf_width experts are hinted to the
- * expert source, which reads them in the background.
+ * Prefetch, after layer l's attention: the routers of the next layers run
+ * on the current hidden state (one evaluation per layer serves both uses).
+ *  - host tier (pf_depth layers, an expert source with a prefetch hook):
+ *    their top pf_width experts are hinted to the source, which reads them
+ *    in the background;
+ *  - VRAM (vpf_depth layers, a backend with the prefetch op, decode
+ *    steps): the backend picks and copies them without a synchronisation
+ *    of its own: queued before layer l's routing, whose one wait covers
+ *    them, their copies run while layer l's experts compute.
  */
 static int prefetch_ahead(struct ec_ctx *c, uint32_t l, uint32_t n)
 {
@@ -414,9 +420,11 @@ static int prefetch_ahead(struct ec_ctx *c, uint32_t l, uint32_t n)
 	struct ec_backend *be = c->be;
 	const struct ec_backend_ops *o = be->ops;
 	uint32_t d, t, w = c->pf_width, E = hp->n_expert;
+	uint32_t host = c->pf_width && c->src.prefetch ? c->pf_depth : 0;
+	uint32_t vram = n == 1 ? c->vpf_depth : 0;
 	int ret;
 
-	for (d = 1; d <= c->pf_depth && l + d < hp->n_layer; d++) {
+	for (d = 1; (d <= host || d <= vram) && l + d < hp->n_layer; d++) {
 		const struct ec_layer *L = &c->m->layers[l + d];
 
 		o->rmsnorm(be, c->xn, c->x, &L->ffn_norm, n, hp->n_embd,
@@ -424,6 +432,14 @@ static int prefetch_ahead(struct ec_ctx *c, uint32_t l, uint32_t n)
 		ret = o->matmul(be, c->rlog, &L->router, c->xn, n, 0);
 		if (ret < 0)
 			return ret;
+		if (d <= vram) {
+			ret = o->prefetch(be, l + d, c->rlog, n, E,
+					  hp->n_expert_used);
+			if (ret < 0)
+				return ret;
+		}
+		if (d > host)
+			continue;
 		o->to_host(be, c->h_rlog, c->rlog, (size_t)n * E);
 		/* c->ids/wts are free until this layer's own routing */
 		ec_route_topk(c->h_rlog, n, E, w, false, c->ids, c->wts);
@@ -433,38 +449,6 @@ static int prefetch_ahead(struct ec_ctx *c, uint32_t l, uint32_t n)
 			for (t = 0; t < w; t++)
 				c->predicted[(size_t)(l + d) * E +
 					     c->ids[t]] = 1;
-	}
-	return 0;
-}
-
-/*
- * VRAM prefetch (a backend with the prefetch op, decode steps): the
- * routers of the next vpf_depth layers on the hidden state after layer
- * l's attention, as prefetch_ahead, but picked and copied by the backend
- * without a synchronisation of their own: they are queued before layer
- * l's routing, whose one wait covers them, and their copies run while
- * layer l's experts compute.
- */
-static int vram_prefetch_ahead(struct ec_ctx *c, uint32_t l, uint32_t n)
-{
-	const struct ec_hparams *hp = &c->m->hp;
-	struct ec_backend *be = c->be;
-	const struct ec_backend_ops *o = be->ops;
-	uint32_t d;
-	int ret;
-
-	for (d = 1; d <= c->vpf_depth && l + d < hp->n_layer; d++) {
-		const struct ec_layer *L = &c->m->layers[l + d];
-
-		o->rmsnorm(be, c->xn, c->x, &L->ffn_norm, n, hp->n_embd,
-			   hp->rms_eps);
-		ret = o->matmul(be, c->rlog, &L->router, c->xn, n, 0);
-		if (ret < 0)
-			return ret;
-		ret = o->prefetch(be, l + d, c->rlog, n, hp->n_expert,
-				  hp->n_expert_used);
-		if (ret < 0)
-			return ret;
 	}
 	return 0;
 }
@@ -574,16 +558,9 @@ static int eval_chunk(struct ec_ctx *c, const int32_t *tokens, uint32_t n,
 		ret = attention_block(c, l, n);
 		if (ret < 0)
 			return ret;
-		if (c->pf_width && c->pf_depth && c->src.prefetch) {
-			ret = prefetch_ahead(c, l, n);
-			if (ret < 0)
-				return ret;
-		}
-		if (n == 1 && c->vpf_depth) {
-			ret = vram_prefetch_ahead(c, l, n);
-			if (ret < 0)
-				return ret;
-		}
+		ret = prefetch_ahead(c, l, n);
+		if (ret < 0)
+			return ret;
 		ret = moe_block(c, l, n);
 		if (ret < 0)
 			return ret;
