@@ -15,6 +15,12 @@ export EC_CUDA_LIB=${EC_CUDA_LIB:-$PWD/build/libexpertcache_cuda.so}
 		--format=csv,noheader 2>&1 || echo "nvidia-smi: not available"
 } | tee "$logs/device.txt"
 rc=0
+# The emulation's self-test built by nvcc: what kernels/emu promises to
+# behave like must hold on the real GPU too.
+if [ -x build/cuda/emu_selftest ]; then
+	build/cuda/emu_selftest 2>&1 | tee "$logs/emu-selftest-on-gpu.log"
+	[ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+fi
 bash tests/gpu/test_cuda.sh 2>&1 | tee "$logs/test-gpu.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
 build/tests/gpu/bench_cuda_kernels 2>&1 | tee "$logs/bench-kernels.md"

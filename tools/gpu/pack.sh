@@ -19,7 +19,7 @@ trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/lib"
 for l in $libs; do cp -L "$l" "$stage/lib/"; done
 tar cJf "$out/ours.tar.xz" build/expertcache build/libexpertcache_cuda.so \
-	build/tests/gpu -C "$stage" lib
+	build/tests/gpu build/cuda/emu_selftest -C "$stage" lib
 echo "$out/ours.tar.xz: $(du -h "$out/ours.tar.xz" | cut -f1)" \
 	"(sm_$arch; libraries: $(ls "$stage/lib" | tr '\n' ' '))"
 if [ -d build/llama-cuda/bin ]; then
