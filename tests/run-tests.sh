@@ -42,9 +42,13 @@ for t in "$bindir"/test_*; do
 	run_one "unit/$(basename "$t")" "$t"
 done
 
-# Script tests (reference fidelity, fuzz smoke, module, bpf, ...).
-for t in tests/*/test_*.sh; do
+# Script tests (reference fidelity, fuzz smoke, module, bpf, ...).  The
+# reference ones first: they build the reference models (build/ref) that
+# the GPU tests (on the emulation in CI) also check.
+for t in tests/ref/test_*.sh tests/*/test_*.sh; do
 	[ -f "$t" ] || continue
+	case " ${done_scripts:-} " in *" $t "*) continue ;; esac
+	done_scripts="${done_scripts:-} $t"
 	run_one "${t#tests/}" bash "$t"
 done
 

@@ -307,12 +307,7 @@ static void reference_models(void)
 		size_t j;
 		double spread = json_number_value(json_object_get(
 			c, "rounding_spread"));
-		/*
-		 * The CPU rounds activations on quantised weights (spread >
-		 * 0): each engine is within tol of transformers, so of each
-		 * other within 2 tol.  Otherwise both compute in f32.
-		 */
-		double cpu_tol = spread > 0 ? 2 * tol : (tol > 1e-3 ? tol : 1e-3);
+		double cpu_tol;
 		char path[1024], rpath[1024];
 		struct ec_model *m = NULL;
 		struct result cpu = { 0 };
@@ -334,6 +329,12 @@ static void reference_models(void)
 		}
 		refp = json_string_value(json_object_get(pick, "ref"));
 		tol = json_number_value(json_object_get(pick, "tol"));
+		/*
+		 * Where activations are rounded (spread > 0) each engine is
+		 * within tol of the reference, so of each other within 2 tol.
+		 * Otherwise both compute in f32.
+		 */
+		cpu_tol = spread > 0 ? 2 * tol : (tol > 1e-3 ? tol : 1e-3);
 		EC_CHECK(name && model && refp && toks,
 			 "case %zu of %s: name, model, tokens, refs", i, mf);
 		if (!name || !model || !refp || !toks)
