@@ -148,53 +148,13 @@ static void src_put(void *priv, uint32_t l, uint32_t e)
 {
 }
 
-/*
- * y (n, EMBD) by the CPU backend's generic expert path (as forward.c runs
- * it without moe_ffn): the reference of the 8-bit-activation kernels.
- */
-static void cpu_moe_ref(const struct gt_moe *g, const float *x, uint32_t n,
-			const int32_t *ids, const float *w, float *y)
-{
-	struct ec_backend *be = gt_cpu;
-	float *xg = malloc(4 * n * EMBD), *gg = malloc(4 * n * FF);
-	float *u = malloc(4 * n * FF), *d = malloc(4 * n * EMBD);
-	int32_t *tok = malloc(4 * n);
-	float *ws = malloc(4 * n);
-
-	memset(y, 0, 4 * n * EMBD);
-	for (uint32_t e = 0; e < g->m.hp.n_expert; e++) {
-		const struct ec_expert *ex = &g->layers[0].experts[e];
-		uint32_t m = 0;
-
-		for (uint32_t p = 0; p < n * TOPK; p++)
-			if (ids[p] == (int32_t)e) {
-				tok[m] = (int32_t)(p / TOPK);
-				ws[m++] = w[p];
-			}
-		if (!m)
-			continue;
-		be->ops->gather(be, xg, x, tok, m, EMBD);
-		be->ops->matmul(be, gg, &ex->w[EC_EXPERT_GATE], xg, m, 0);
-		be->ops->matmul(be, u, &ex->w[EC_EXPERT_UP], xg, m, 0);
-		be->ops->silu_mul(be, gg, u, m, FF);
-		be->ops->matmul(be, d, &ex->w[EC_EXPERT_DOWN], gg, m, 0);
-		be->ops->scatter_add(be, y, d, tok, ws, m, EMBD);
-	}
-	free(xg);
-	free(gg);
-	free(u);
-	free(d);
-	free(tok);
-	free(ws);
-}
-
 /* rel err of y (n, EMBD) against the path's reference */
 static double moe_err(const struct gt_moe *g, int q8, const float *x,
 		      uint32_t n, const int32_t *ids, const float *w,
 		      const float *y, float *ref)
 {
 	if (q8)
-		cpu_moe_ref(g, x, n, ids, w, ref);
+		gt_cpu_moe(g, 0, x, n, ids, w, ref);
 	else
 		gt_moe_ref(g, 0, x, n, TOPK, ids, w, ref);
 	return gt_rel(y, ref, (size_t)n * EMBD);

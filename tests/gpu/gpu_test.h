@@ -326,6 +326,7 @@ static inline int gt_moe_create(struct gt_moe *g, uint32_t n_layer,
 	return 0;
 }
 
+
 static inline void gt_moe_free(struct gt_moe *g)
 {
 	free(g->layers);
@@ -454,6 +455,50 @@ static inline void gt_teardown(void)
 		gt_cpu->ops->destroy(gt_cpu);
 	while (gt_n_kept)
 		free(gt_kept[--gt_n_kept]);
+}
+
+/*
+ * y (n, n_embd) of one layer of g by the CPU backend's generic expert path
+ * (as forward.c runs it without moe_ffn): the reference of the fused
+ * kernels.  ids/w: (n, n_expert_used) routing.
+ */
+static inline void gt_cpu_moe(const struct gt_moe *g, uint32_t layer,
+			      const float *x, uint32_t n, const int32_t *ids,
+			      const float *w, float *y)
+{
+	struct ec_backend *be = gt_cpu;
+	uint32_t D = g->m.hp.n_embd, F = g->m.hp.n_ff_exp;
+	uint32_t k = g->m.hp.n_expert_used;
+	float *xg = malloc(4 * (size_t)n * D), *gg = malloc(4 * (size_t)n * F);
+	float *u = malloc(4 * (size_t)n * F), *d = malloc(4 * (size_t)n * D);
+	int32_t *tok = malloc(4 * (size_t)n);
+	float *ws = malloc(4 * (size_t)n);
+
+	memset(y, 0, 4 * (size_t)n * D);
+	for (uint32_t e = 0; e < g->m.hp.n_expert; e++) {
+		const struct ec_expert *ex = &g->layers[layer].experts[e];
+		uint32_t m = 0;
+
+		for (uint32_t p = 0; p < n * k; p++)
+			if (ids[p] == (int32_t)e) {
+				tok[m] = (int32_t)(p / k);
+				ws[m++] = w[p];
+			}
+		if (!m)
+			continue;
+		be->ops->gather(be, xg, x, tok, m, D);
+		be->ops->matmul(be, gg, &ex->w[EC_EXPERT_GATE], xg, m, 0);
+		be->ops->matmul(be, u, &ex->w[EC_EXPERT_UP], xg, m, 0);
+		be->ops->silu_mul(be, gg, u, m, F);
+		be->ops->matmul(be, d, &ex->w[EC_EXPERT_DOWN], gg, m, 0);
+		be->ops->scatter_add(be, y, d, tok, ws, m, D);
+	}
+	free(xg);
+	free(gg);
+	free(u);
+	free(d);
+	free(tok);
+	free(ws);
 }
 
 #endif

@@ -60,41 +60,6 @@ static struct ec_expert_source source(struct csrc *c)
 	return s;
 }
 
-/* The CPU backend's generic path, as forward.c runs it without moe_ffn */
-static void cpu_moe(const struct gt_moe *g, uint32_t layer, const float *x,
-		    uint32_t n, const int32_t *ids, const float *w, float *y)
-{
-	struct ec_backend *be = gt_cpu;
-	float *xg = malloc(4 * n * N_EMBD), *gg = malloc(4 * n * N_FF);
-	float *u = malloc(4 * n * N_FF), *d = malloc(4 * n * N_EMBD);
-	int32_t tok[MAX_TOK];
-	float ws[MAX_TOK];
-
-	memset(y, 0, 4 * n * N_EMBD);
-	for (uint32_t e = 0; e < N_EXP; e++) {
-		const struct ec_expert *ex = &g->layers[layer].experts[e];
-		uint32_t m = 0;
-
-		for (uint32_t p = 0; p < n * TOPK; p++)
-			if (ids[p] == (int32_t)e) {
-				tok[m] = (int32_t)(p / TOPK);
-				ws[m++] = w[p];
-			}
-		if (!m)
-			continue;
-		be->ops->gather(be, xg, x, tok, m, N_EMBD);
-		be->ops->matmul(be, gg, &ex->w[EC_EXPERT_GATE], xg, m, 0);
-		be->ops->matmul(be, u, &ex->w[EC_EXPERT_UP], xg, m, 0);
-		be->ops->silu_mul(be, gg, u, m, N_FF);
-		be->ops->matmul(be, d, &ex->w[EC_EXPERT_DOWN], gg, m, 0);
-		be->ops->scatter_add(be, y, d, tok, ws, m, N_EMBD);
-	}
-	free(xg);
-	free(gg);
-	free(u);
-	free(d);
-}
-
 /* distinct experts per token, weights summing to 1 */
 static void route_random(struct gt_rng *r, uint32_t n, int32_t *ids,
 			 float *w)
@@ -201,7 +166,7 @@ static void test_pair(enum ec_dtype tgu, enum ec_dtype tdown)
 
 		route_random(&r, n, ids, w);
 		gt_moe_ref(&g, 1, x, n, TOPK, ids, w, ref);
-		cpu_moe(&g, 1, x, n, ids, w, a);
+		gt_cpu_moe(&g, 1, x, n, ids, w, a);
 		EC_CHECK(gt_rel(a, ref, n * N_EMBD) <= (quant ? 3e-2 : 1e-5),
 			 "cpu moe %s/%s n=%u: rel err %.3g", name, dname, n,
 			 gt_rel(a, ref, n * N_EMBD));
@@ -262,7 +227,7 @@ static void test_pair(enum ec_dtype tgu, enum ec_dtype tdown)
 		 ret, cs.outstanding, ec_error_msg());
 	cs.fail_layer = -1;
 	if (quant)
-		cpu_moe(&g, 0, x, MAX_TOK, ids, w, ref);
+		gt_cpu_moe(&g, 0, x, MAX_TOK, ids, w, ref);
 	else
 		gt_moe_ref(&g, 0, x, MAX_TOK, TOPK, ids, w, ref);
 	ret = run_gpu(small, &cs, 0, x, MAX_TOK, ids, w, b);
